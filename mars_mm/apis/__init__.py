@@ -1,0 +1,1 @@
+"""Stage entry points called by the tools (no registration)."""

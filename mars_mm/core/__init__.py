@@ -1,0 +1,1 @@
+"""Pure algorithms on numpy/torch arrays: no registry, no runner."""

@@ -1,0 +1,2 @@
+"""Registered datasets and transforms."""
+from . import transforms  # noqa: F401

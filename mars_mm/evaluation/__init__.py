@@ -1,0 +1,2 @@
+"""Registered metrics."""
+from . import metrics  # noqa: F401

@@ -1,0 +1,2 @@
+"""Registered models."""
+from . import classifiers, heads, losses, segmentors, uss  # noqa: F401

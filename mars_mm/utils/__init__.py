@@ -1,0 +1,1 @@
+"""Utilities shared by all stages (I/O, offline jobs, compatibility)."""

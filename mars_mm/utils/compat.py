@@ -1,0 +1,207 @@
+"""Every fix mars_mm needs to run the OpenMMLab 1.x stack on current torch/numpy.
+
+This module is the only place where mars_mm works around its dependencies; nothing
+here edits files in site-packages, and each fix is a no-op where the real thing works.
+:func:`apply_all` runs when ``mars_mm`` is imported (fixes 1 and 2); fix 3 is called
+by the tools right before they build a Runner.
+
+1. **mmcv.ops without compiled ops** (mmcv-lite). mmseg 1.2.2 imports ``mmcv.ops`` at
+   module top level in four modules, so ``import mmseg.utils`` fails without the
+   compiled extension. Where ``mmcv._ext`` is missing we register a small
+   ``mmcv.ops`` module: ``point_sample`` (the only op mmseg uses in code we import)
+   is implemented with ``grid_sample``; every other name resolves to a stand-in that
+   raises a clear error when used. Full mmcv is left alone.
+2. **torch >= 2.6 ``weights_only`` loading.** mmengine 0.10 calls ``torch.load``
+   without ``weights_only``; its checkpoints hold a ``HistoryBuffer`` and numpy
+   scalars/dtypes, which the safe unpickler refuses. We allow-list exactly those
+   globals (``torch.serialization.add_safe_globals``), keeping loading safe for
+   everything else.
+3. **Distributed start-up without CUDA.** mmengine's ``pytorch`` launcher calls
+   ``torch.cuda.set_device`` unconditionally, DDP is given a CUDA ``device_ids`` and
+   SyncBN has no CPU kernel. :func:`setup_cpu_distributed` creates the gloo process
+   group itself (the Runner then skips its own start-up), asks DDP for
+   ``device_ids=None`` and turns SyncBN into BN in the config.
+"""
+import importlib.util
+import os
+import sys
+import types
+import warnings
+from typing import Any, List
+
+_APPLIED: List[str] = []
+
+
+# --------------------------------------------------------------------------- fix 1
+def _point_sample(input, points, align_corners: bool = False, **kwargs):
+    """``mmcv.ops.point_sample`` in plain torch.
+
+    Args:
+        input: ``(N, C, H, W)`` feature map.
+        points: ``(N, P, 2)`` or ``(N, Hgrid, Wgrid, 2)`` points in ``[0, 1]``
+            (x, y) image coordinates.
+
+    Returns:
+        Tensor: ``(N, C, P)`` or ``(N, C, Hgrid, Wgrid)`` sampled features.
+    """
+    import torch.nn.functional as F
+    add_dim = points.dim() == 3
+    if add_dim:
+        points = points.unsqueeze(2)
+    output = F.grid_sample(input, 2.0 * points - 1.0,
+                           align_corners=align_corners, **kwargs)
+    return output.squeeze(3) if add_dim else output
+
+
+def _missing_op(name: str):
+    message = (f'mmcv.ops.{name} needs mmcv built with its compiled ops; this '
+               'environment has mmcv-lite. Install full mmcv (see README, "Install '
+               'on a GPU machine") to use it.')
+
+    class _MissingOp:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError(message)
+
+        def __call__(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover
+            raise RuntimeError(message)
+
+    _MissingOp.__name__ = _MissingOp.__qualname__ = name
+    return _MissingOp
+
+
+def has_compiled_mmcv_ops() -> bool:
+    """Whether the installed mmcv ships its compiled extension."""
+    try:
+        return importlib.util.find_spec('mmcv._ext') is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def provide_mmcv_ops() -> bool:
+    """Register a pure-torch ``mmcv.ops`` where compiled ops are absent (fix 1).
+
+    Returns:
+        bool: True if the stand-in module was installed.
+    """
+    if 'mmcv.ops' in sys.modules or has_compiled_mmcv_ops():
+        return False
+    if importlib.util.find_spec('mmcv') is None:
+        return False
+    import mmcv
+    ops = types.ModuleType('mmcv.ops')
+    ops.__doc__ = 'mars_mm stand-in for mmcv.ops (mmcv-lite has no compiled ops).'
+    ops.point_sample = _point_sample
+    ops.__getattr__ = lambda name: (_ for _ in ()).throw(AttributeError(name)) \
+        if name.startswith('__') else _missing_op(name)
+    ops.__mars_mm_stub__ = True
+    sys.modules['mmcv.ops'] = ops
+    mmcv.ops = ops
+    return True
+
+
+# --------------------------------------------------------------------------- fix 2
+def _checkpoint_safe_globals() -> list:
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+    safe = [HistoryBuffer, np.dtype, np.ndarray]
+    # numpy pickles arrays and scalars through these reconstructors; their module
+    # moved from numpy.core to numpy._core in numpy 2.
+    for module_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        safe += [module.scalar, module._reconstruct]
+        break
+    safe += [type(np.dtype(name)) for name in (
+        'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64',
+        'uint8', 'bool')]
+    return safe
+
+
+def allow_mmengine_checkpoints() -> bool:
+    """Allow-list mmengine's checkpoint globals for ``weights_only`` loading (fix 2).
+
+    Returns:
+        bool: True if globals were registered (torch has ``add_safe_globals``).
+    """
+    import torch.serialization as serialization
+    if not hasattr(serialization, 'add_safe_globals'):
+        return False  # torch < 2.4 loads everything anyway
+    if importlib.util.find_spec('mmengine') is None:
+        return False
+    serialization.add_safe_globals(_checkpoint_safe_globals())
+    return True
+
+
+# --------------------------------------------------------------------------- fix 3
+def _replace_sync_bn(node: Any) -> Any:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'type' and value in ('SyncBN', 'MMSyncBN'):
+                node[key] = 'BN'
+            else:
+                _replace_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _replace_sync_bn(value)
+    return node
+
+
+def setup_cpu_distributed(cfg: Any, launcher: str) -> bool:
+    """Make a distributed ``launcher`` work on a machine without CUDA (fix 3).
+
+    Call it after loading the config and before ``Runner.from_cfg``. With CUDA, or
+    with ``launcher='none'``, it does nothing.
+
+    Args:
+        cfg: the mmengine ``Config``; modified in place.
+        launcher: ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+
+    Returns:
+        bool: True if this process created a gloo group and adapted ``cfg``.
+    """
+    import torch
+    import torch.distributed as dist
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if not dist.is_initialized():
+        if launcher == 'slurm':
+            _slurm_env_to_torch_env()
+        dist.init_process_group(backend='gloo')
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    _replace_sync_bn(cfg.model)
+    return True
+
+
+def _slurm_env_to_torch_env() -> None:
+    """Fill torch's env:// variables from Slurm's (as mmengine's slurm launcher)."""
+    import subprocess
+    os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+    os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+    os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+    if 'MASTER_ADDR' not in os.environ:
+        node_list = os.environ['SLURM_NODELIST']
+        os.environ['MASTER_ADDR'] = subprocess.getoutput(
+            f'scontrol show hostname {node_list} | head -n1')
+    os.environ.setdefault('MASTER_PORT', '29500')
+
+
+# ------------------------------------------------------------------------ entry
+def apply_all() -> List[str]:
+    """Apply the import-time fixes once; returns the names of those that acted."""
+    if _APPLIED:
+        return list(_APPLIED)
+    for name, fix in (('mmcv_ops', provide_mmcv_ops),
+                      ('weights_only', allow_mmengine_checkpoints)):
+        try:
+            if fix():
+                _APPLIED.append(name)
+        except Exception as err:  # pragma: no cover - never block the import
+            warnings.warn(f'mars_mm compat fix {name!r} failed: {err}')
+    _APPLIED.append('applied')
+    return list(_APPLIED)

@@ -1,0 +1,121 @@
+"""Reading and writing label maps and arrays, always atomically.
+
+Every file an offline stage writes goes through :func:`atomic_write`: the data lands
+in a temporary file in the destination folder and is renamed into place, so a job
+killed at any moment leaves either the old state or the complete new file, never a
+truncated one. Resume logic can then trust that an existing file is complete.
+"""
+import contextlib
+import os
+import os.path as osp
+import tempfile
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+from PIL import Image
+
+#: Value of ignored pixels in every label map (VOC object borders, padding).
+IGNORE_INDEX = 255
+#: Value MARS writes for foreground pixels removed as biased (Stage 3 output).
+BIASED_INDEX = 254
+
+
+def voc_palette(num_entries: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map.
+
+    Returns:
+        np.ndarray: ``(num_entries, 3)`` uint8 palette, entry ``i`` the colour of
+        label ``i`` (0 black, 255 the light border colour), as in the devkit.
+    """
+    palette = np.zeros((num_entries, 3), dtype=np.uint8)
+    for label in range(num_entries):
+        value, red, green, blue = label, 0, 0, 0
+        for bit in range(8):
+            red |= ((value >> 0) & 1) << (7 - bit)
+            green |= ((value >> 1) & 1) << (7 - bit)
+            blue |= ((value >> 2) & 1) << (7 - bit)
+            value >>= 3
+        palette[label] = (red, green, blue)
+    return palette
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, suffix: Optional[str] = None) -> Iterator[str]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success.
+
+    The temporary name keeps the real extension (libraries pick the format from it)
+    and starts with ``.tmp-`` so that :func:`is_temporary` can recognise leftovers of a
+    killed job. On an exception the temporary file is removed.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    ext = suffix if suffix is not None else osp.splitext(path)[1]
+    fd, tmp_path = tempfile.mkstemp(prefix='.tmp-', suffix=ext, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp_path)
+        raise
+
+
+def is_temporary(filename: str) -> bool:
+    """Whether ``filename`` is a leftover of :func:`atomic_write`."""
+    return osp.basename(filename).startswith('.tmp-')
+
+
+def save_label_png(path: str, label: np.ndarray, palette: bool = True) -> None:
+    """Write a ``(H, W)`` label map of values 0..255 as a (palette) PNG, atomically."""
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f'{path}: a label map must be 2-D, got shape {label.shape}')
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError(f'{path}: label values must lie in 0..255, got '
+                         f'{label.min()}..{label.max()}')
+    image = Image.fromarray(label.astype(np.uint8), mode='P' if palette else 'L')
+    if palette:
+        image.putpalette(voc_palette().flatten().tolist())
+    with atomic_write(path) as tmp:
+        image.save(tmp, format='PNG')
+
+
+def load_label_png(path: str) -> np.ndarray:
+    """Read a label PNG (palette or grey) as ``(H, W)`` uint8 class indices.
+
+    Raises:
+        FileNotFoundError: naming ``path`` when it does not exist.
+        ValueError: naming ``path`` when it is not a readable single-channel PNG.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'label file not found: {path}')
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ('P', 'L', 'I', 'I;16'):
+                raise ValueError(f'{path}: expected a palette or grey label PNG, '
+                                 f'got mode {image.mode!r}')
+            array = np.array(image)
+    except (OSError, SyntaxError) as err:
+        raise ValueError(f'{path}: cannot read label PNG ({err})') from err
+    if array.max(initial=0) > 255:
+        raise ValueError(f'{path}: label values above 255')
+    return array.astype(np.uint8)
+
+
+def save_array(path: str, array: np.ndarray, **extra: np.ndarray) -> None:
+    """Atomically save an array: ``.npy`` for one array, ``.npz`` (compressed) with extras."""
+    if path.endswith('.npz'):
+        with atomic_write(path) as tmp:
+            np.savez_compressed(tmp, data=array, **extra)
+    else:
+        if extra:
+            raise ValueError(f'{path}: extra arrays need a .npz file')
+        with atomic_write(path) as tmp:
+            np.save(tmp, array)
+
+
+def save_with(path: str, writer: Callable[[str], None]) -> None:
+    """Atomically create ``path`` with ``writer(tmp_path)`` (any format)."""
+    with atomic_write(path) as tmp:
+        writer(tmp)
