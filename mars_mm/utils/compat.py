@@ -202,6 +202,6 @@ def apply_all() -> List[str]:
             if fix():
                 _APPLIED.append(name)
         except Exception as err:  # pragma: no cover - never block the import
-            warnings.warn(f'mars_mm compat fix {name!r} failed: {err}')
+            warnings.warn(f'mars_mm compat fix {name!r} failed: {err}', stacklevel=2)
     _APPLIED.append('applied')
     return list(_APPLIED)

@@ -104,7 +104,7 @@ def load_label_png(path: str) -> np.ndarray:
 
 
 def save_array(path: str, array: np.ndarray, **extra: np.ndarray) -> None:
-    """Atomically save an array: ``.npy`` for one array, ``.npz`` (compressed) with extras."""
+    """Atomically save ``.npy`` (one array) or compressed ``.npz`` (with extras)."""
     if path.endswith('.npz'):
         with atomic_write(path) as tmp:
             np.savez_compressed(tmp, data=array, **extra)
