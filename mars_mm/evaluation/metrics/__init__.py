@@ -1,1 +1,2 @@
 """Registration imports only."""
+from . import tag_metric  # noqa: F401

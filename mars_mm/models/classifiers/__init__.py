@@ -1,1 +1,2 @@
 """Registration imports only."""
+from . import cam_classifier  # noqa: F401
