@@ -15,12 +15,19 @@ by the tools right before they build a Runner.
    without ``weights_only``; its checkpoints hold a ``HistoryBuffer`` and numpy
    scalars/dtypes, which the safe unpickler refuses. We allow-list exactly those
    globals (``torch.serialization.add_safe_globals``), keeping loading safe for
-   everything else.
+   everything else. A ``HistoryBuffer`` also pickles its statistics methods as
+   ``getattr(HistoryBuffer, 'mean')``; allowing the builtin ``getattr`` would let a
+   checkpoint reach arbitrary objects, so a stand-in registered under that name
+   resolves only ``HistoryBuffer``'s registered statistics methods.
 3. **Distributed start-up without CUDA.** mmengine's ``pytorch`` launcher calls
    ``torch.cuda.set_device`` unconditionally, DDP is given a CUDA ``device_ids`` and
    SyncBN has no CPU kernel. :func:`setup_cpu_distributed` creates the gloo process
    group itself (the Runner then skips its own start-up), asks DDP for
    ``device_ids=None`` and turns SyncBN into BN in the config.
+4. **``CheckpointHook(save_best=...)`` in a test-only run** raises ``'CheckpointHook'
+   object has no attribute 'file_backend'`` (the attribute is created in
+   ``before_train``). :func:`drop_save_best_for_testing` removes ``save_best`` from
+   configs that are only tested.
 """
 import importlib.util
 import os
@@ -119,6 +126,18 @@ def _checkpoint_safe_globals() -> list:
     return safe
 
 
+def _history_buffer_getattr(owner: Any, name: str) -> Any:
+    """``getattr`` restricted to what mmengine checkpoints need (see fix 2)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    # The built-in four are registered lazily (in __init__), custom ones eagerly.
+    allowed = {'min', 'max', 'current', 'mean'} | set(HistoryBuffer._statistics_methods)
+    if owner is HistoryBuffer and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise RuntimeError(
+        f'refusing getattr({owner!r}, {name!r}) while loading a checkpoint with '
+        'weights_only=True: only HistoryBuffer statistics methods are allowed')
+
+
 def allow_mmengine_checkpoints() -> bool:
     """Allow-list mmengine's checkpoint globals for ``weights_only`` loading (fix 2).
 
@@ -130,7 +149,10 @@ def allow_mmengine_checkpoints() -> bool:
         return False  # torch < 2.4 loads everything anyway
     if importlib.util.find_spec('mmengine') is None:
         return False
-    serialization.add_safe_globals(_checkpoint_safe_globals())
+    serialization.add_safe_globals(
+        _checkpoint_safe_globals()
+        + [(_history_buffer_getattr, 'builtins.getattr'),
+           (_history_buffer_getattr, '__builtin__.getattr')])
     return True
 
 
@@ -189,6 +211,21 @@ def _slurm_env_to_torch_env() -> None:
         os.environ['MASTER_ADDR'] = subprocess.getoutput(
             f'scontrol show hostname {node_list} | head -n1')
     os.environ.setdefault('MASTER_PORT', '29500')
+
+
+# --------------------------------------------------------------------------- fix 4
+def drop_save_best_for_testing(cfg: Any) -> bool:
+    """Remove ``save_best`` from the checkpoint hook of a test-only run (fix 4).
+
+    Returns:
+        bool: True if the config had ``save_best`` and it was removed.
+    """
+    hook = cfg.get('default_hooks', {}).get('checkpoint')
+    if hook is None or hook.get('save_best') is None:
+        return False
+    hook.pop('save_best')
+    hook.pop('rule', None)
+    return True
 
 
 # ------------------------------------------------------------------------ entry

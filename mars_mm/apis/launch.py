@@ -1,0 +1,89 @@
+"""Config loading and runner/launcher set-up shared by all tools.
+
+The tools in ``tools/`` only parse arguments; what they have in common (config
+overrides, work dirs, distributed start-up on machines with or without CUDA) lives
+here so that every tool behaves the same way.
+"""
+import os
+import os.path as osp
+from typing import Optional, Sequence
+
+from mmengine.config import Config
+
+from mars_mm.utils.compat import setup_cpu_distributed
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None, launcher: str = 'none') -> Config:
+    """Read a config, apply ``--cfg-options`` and choose the work dir.
+
+    The work dir is, by priority: ``work_dir``, the config's own ``work_dir``,
+    ``./work_dirs/<config name>`` (mmseg's convention).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def prepare_launcher(cfg: Config, launcher: str) -> None:
+    """Distributed start-up that also works without CUDA (gloo on CPU)."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f'unknown launcher {launcher!r}; choose from {LAUNCHERS}')
+    setup_cpu_distributed(cfg, launcher)
+
+
+def init_offline_distributed(launcher: str) -> None:
+    """Start a process group for an offline tool (feature/CAM export) if launched.
+
+    Offline jobs shard by rank without communicating, so all they need is a group
+    (or just RANK/WORLD_SIZE); gloo on CPU, nccl on CUDA.
+    """
+    if launcher == 'none':
+        return
+    import torch
+    import torch.distributed as dist
+    from mmengine.dist import init_dist
+    if dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        init_dist(launcher, backend='nccl')
+    else:
+        from mars_mm.utils.compat import _slurm_env_to_torch_env
+        if launcher == 'slurm':
+            _slurm_env_to_torch_env()
+        dist.init_process_group(backend='gloo')
+
+
+def set_local_rank_env(local_rank: int) -> None:
+    """``torch.distributed.launch`` passes ``--local-rank``; torchrun sets the env."""
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimiser wrapper to mixed precision (``--amp``)."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper == 'AmpOptimWrapper':
+        return
+    if wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper, got {wrapper}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def to_tta(cfg: Config, scales: Optional[Sequence[float]] = None) -> None:
+    """Swap the test pipeline and model for their test-time-augmentation versions."""
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise ValueError('--tta needs `tta_model` and `tta_pipeline` in the config')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model

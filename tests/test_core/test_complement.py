@@ -1,0 +1,114 @@
+"""Complementing rule, confidence weight and weighted CE on hand-worked numbers."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mars_mm.core.complement import (
+    candidate_class_mask,
+    complement_labels,
+    complement_statistics,
+    ignore_biased,
+    weighted_cross_entropy,
+)
+
+B, I = 254, 255  # BIASED and IGNORE
+
+# One image, K = 4 classes (background + 3), 2 x 3 pixels, tags {1, 2}.
+LABELS = [[0, B, 1],
+          [I, B, 2]]
+# Teacher probabilities per pixel (over classes 0..3).
+PROBS = [[[0.70, 0.10, 0.10, 0.10], [0.50, 0.20, 0.10, 0.20], [0.10, 0.60, 0.20, 0.10]],
+         [[0.25, 0.25, 0.25, 0.25], [0.05, 0.10, 0.25, 0.60], [0.20, 0.10, 0.60, 0.10]]]
+# Worked by hand: (0,1) argmax 0 (background), weight max(p1, p2) = 0.20;
+# (1,1) argmax 3 (not a tag), weight max(p1, p2) = 0.25; nothing else changes.
+EXPECTED_LABELS = [[0, 0, 1],
+                   [I, 3, 2]]
+EXPECTED_WEIGHTS = [[1.0, 0.20, 1.0],
+                    [1.0, 0.25, 1.0]]
+
+
+def _batch():
+    labels = torch.tensor([LABELS])
+    probs = torch.tensor([PROBS]).permute(0, 3, 1, 2)  # (1, K, H, W)
+    return labels, probs
+
+
+def test_complement_changes_only_biased_pixels_and_weights_by_tag_max():
+    labels, probs = _batch()
+    mask = candidate_class_mask([[1, 2]], num_classes=4)
+    assert mask.tolist() == [[False, True, True, False]]
+    labels_co, weights = complement_labels(labels, probs, mask)
+    assert labels_co.tolist() == [EXPECTED_LABELS]
+    np.testing.assert_allclose(weights.numpy(), [EXPECTED_WEIGHTS], atol=1e-6)
+
+
+def test_background_in_weight_is_an_option():
+    labels, probs = _batch()
+    mask = candidate_class_mask([[1, 2]], num_classes=4, include_background=True)
+    _, weights = complement_labels(labels, probs, mask)
+    # (0,1): max(p0, p1, p2) = 0.50; (1,1): max(0.05, 0.10, 0.25) = 0.25.
+    np.testing.assert_allclose(weights[0, 0, 1].item(), 0.50, atol=1e-6)
+    np.testing.assert_allclose(weights[0, 1, 1].item(), 0.25, atol=1e-6)
+
+
+def test_image_without_tags_gets_zero_weight():
+    labels, probs = _batch()
+    _, weights = complement_labels(labels, probs, candidate_class_mask([[]], 4))
+    assert weights[0, 0, 1].item() == 0.0 and weights[0, 1, 1].item() == 0.0
+    assert weights[0, 0, 0].item() == 1.0
+
+
+def test_bad_tags_raise():
+    with pytest.raises(ValueError, match='tag ids'):
+        candidate_class_mask([[0, 1]], num_classes=4)
+    with pytest.raises(ValueError, match='tag ids'):
+        candidate_class_mask([[4]], num_classes=4)
+
+
+def test_shape_mismatch_raises():
+    labels, probs = _batch()
+    with pytest.raises(ValueError, match='do not match'):
+        complement_labels(labels[:, :1], probs, candidate_class_mask([[1]], 4))
+
+
+def test_weighted_ce_equals_hand_computation():
+    labels_co = torch.tensor([EXPECTED_LABELS])
+    weights = torch.tensor([EXPECTED_WEIGHTS])
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 4, 2, 3, generator=generator, dtype=torch.float64)
+    total, count = 0.0, 0
+    for y in range(2):
+        for x in range(3):
+            label = EXPECTED_LABELS[y][x]
+            if label == I:
+                continue
+            scores = logits[0, :, y, x].tolist()
+            log_norm = math.log(sum(math.exp(s) for s in scores))
+            total += EXPECTED_WEIGHTS[y][x] * (log_norm - scores[label])
+            count += 1
+    assert count == 5  # the 255 pixel is not counted in the denominator
+    loss = weighted_cross_entropy(logits, labels_co, weights)
+    assert loss.item() == pytest.approx(total / count, rel=1e-9)
+
+
+def test_weighted_ce_class_weight_and_empty():
+    logits = torch.zeros(1, 2, 1, 2, requires_grad=True)
+    labels = torch.tensor([[[0, 1]]])
+    # zero logits: CE = log 2 per pixel; class weights 1 and 3 -> (1 + 3) log2 / 2.
+    loss = weighted_cross_entropy(logits, labels,
+                                  class_weight=torch.tensor([1.0, 3.0]))
+    assert loss.item() == pytest.approx(2 * math.log(2))
+    empty = weighted_cross_entropy(logits, torch.full((1, 1, 2), I))
+    empty.backward()
+    assert empty.item() == 0.0 and logits.grad is not None
+
+
+def test_ignore_biased_and_statistics():
+    labels, probs = _batch()
+    assert ignore_biased(labels).tolist() == [[[0, I, 1], [I, I, 2]]]
+    _, weights = complement_labels(labels, probs, candidate_class_mask([[1, 2]], 4))
+    stats = complement_statistics(labels, weights)
+    assert stats['complement_ratio'].item() == pytest.approx(2 / 5)
+    assert stats['complement_weight'].item() == pytest.approx((0.20 + 0.25) / 2)

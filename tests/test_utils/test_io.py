@@ -1,0 +1,71 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mars_mm.utils.io import (atomic_write, is_temporary, load_label_png,
+                              save_label_png, voc_palette)
+
+
+def test_voc_palette_matches_devkit_colours():
+    palette = voc_palette()
+    # Colours from the VOC devkit's labelcolormap (background, aeroplane, person,
+    # tvmonitor, and the 255 border colour).
+    assert tuple(palette[0]) == (0, 0, 0)
+    assert tuple(palette[1]) == (128, 0, 0)
+    assert tuple(palette[15]) == (192, 128, 128)
+    assert tuple(palette[20]) == (0, 64, 128)
+    assert tuple(palette[255]) == (224, 224, 192)
+
+
+def test_label_png_round_trip_keeps_special_values(tmp_path):
+    label = np.array([[0, 1, 20], [254, 255, 3]], dtype=np.uint8)
+    path = str(tmp_path / 'a.png')
+    save_label_png(path, label)
+    with Image.open(path) as image:
+        assert image.mode == 'P'
+    np.testing.assert_array_equal(load_label_png(path), label)
+
+
+def test_save_label_png_rejects_bad_values(tmp_path):
+    with pytest.raises(ValueError, match='bad.png'):
+        save_label_png(str(tmp_path / 'bad.png'), np.array([[300]]))
+    with pytest.raises(ValueError, match='2-D'):
+        save_label_png(str(tmp_path / 'bad.png'), np.zeros((2, 2, 3)))
+
+
+def test_load_label_png_errors_name_the_file(tmp_path):
+    missing = str(tmp_path / 'missing.png')
+    with pytest.raises(FileNotFoundError, match='missing.png'):
+        load_label_png(missing)
+    broken = tmp_path / 'broken.png'
+    broken.write_bytes(b'\x89PNG\r\n\x1a\n-truncated')
+    with pytest.raises(ValueError, match='broken.png'):
+        load_label_png(str(broken))
+    rgb = tmp_path / 'rgb.png'
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(rgb)
+    with pytest.raises(ValueError, match='mode'):
+        load_label_png(str(rgb))
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / 'out.npy'
+    with pytest.raises(RuntimeError):
+        with atomic_write(str(target)) as tmp:
+            with open(tmp, 'wb') as f:
+                f.write(b'partial')
+            raise RuntimeError('killed')
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    target = tmp_path / 'out.txt'
+    target.write_text('old')
+    with atomic_write(str(target)) as tmp:
+        assert is_temporary(tmp) and tmp.endswith('.txt')
+        with open(tmp, 'w') as f:
+            f.write('new')
+        assert target.read_text() == 'old'
+    assert target.read_text() == 'new'
+    assert os.listdir(tmp_path) == ['out.txt']

@@ -1,0 +1,59 @@
+"""Train a model from a config (any stage that trains: CAM, USS, segmentation).
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+``--resume`` alone continues from the latest checkpoint in the work dir; with a path
+it continues from that checkpoint. Multi-GPU: ``tools/dist_train.sh CONFIG GPUS``.
+"""
+import argparse
+
+from mmengine.config import DictAction
+from mmengine.runner import Runner
+
+from mars_mm.apis.launch import (LAUNCHERS, enable_amp, load_config,
+                                 prepare_launcher, set_local_rank_env)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a mars_mm/mmseg model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from the given checkpoint, or without a value from the '
+        'latest checkpoint in the work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='enable automatic mixed precision training')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. train_cfg.max_iters=10')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    set_local_rank_env(args.local_rank)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    if args.amp:
+        enable_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    prepare_launcher(cfg, args.launcher)
+    if 'runner_type' in cfg:
+        from mars_mm.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
