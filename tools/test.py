@@ -12,8 +12,13 @@ import argparse
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from mars_mm.apis.launch import (LAUNCHERS, load_config, prepare_launcher,
-                                 set_local_rank_env, to_tta)
+from mars_mm.apis.launch import (
+    LAUNCHERS,
+    load_config,
+    prepare_launcher,
+    set_local_rank_env,
+    to_tta,
+)
 from mars_mm.utils.compat import drop_save_best_for_testing
 
 

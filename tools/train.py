@@ -11,8 +11,13 @@ import argparse
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from mars_mm.apis.launch import (LAUNCHERS, enable_amp, load_config,
-                                 prepare_launcher, set_local_rank_env)
+from mars_mm.apis.launch import (
+    LAUNCHERS,
+    enable_amp,
+    load_config,
+    prepare_launcher,
+    set_local_rank_env,
+)
 
 
 def parse_args() -> argparse.Namespace:

@@ -2,8 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from mars_mm.core.metrics import (ConfusionMatrix, confusion_matrix,
-                                  map_special_labels, scores_from_confusion)
+from mars_mm.core.metrics import (
+    ConfusionMatrix,
+    confusion_matrix,
+    map_special_labels,
+    scores_from_confusion,
+)
 
 
 def _random_pair(rng, num_classes, shape=(17, 23)):

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mars_mm.utils.io import (atomic_write, is_temporary, load_label_png,
-                              save_label_png, voc_palette)
+from mars_mm.utils.io import (
+    atomic_write,
+    is_temporary,
+    load_label_png,
+    save_label_png,
+    voc_palette,
+)
 
 
 def test_voc_palette_matches_devkit_colours():
