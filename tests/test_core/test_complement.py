@@ -13,18 +13,18 @@ from mars_mm.core.complement import (
     weighted_cross_entropy,
 )
 
-B, I = 254, 255  # BIASED and IGNORE
+B, X = 254, 255  # BIASED and IGNORE (X = ignored)
 
 # One image, K = 4 classes (background + 3), 2 x 3 pixels, tags {1, 2}.
 LABELS = [[0, B, 1],
-          [I, B, 2]]
+          [X, B, 2]]
 # Teacher probabilities per pixel (over classes 0..3).
 PROBS = [[[0.70, 0.10, 0.10, 0.10], [0.50, 0.20, 0.10, 0.20], [0.10, 0.60, 0.20, 0.10]],
          [[0.25, 0.25, 0.25, 0.25], [0.05, 0.10, 0.25, 0.60], [0.20, 0.10, 0.60, 0.10]]]
 # Worked by hand: (0,1) argmax 0 (background), weight max(p1, p2) = 0.20;
 # (1,1) argmax 3 (not a tag), weight max(p1, p2) = 0.25; nothing else changes.
 EXPECTED_LABELS = [[0, 0, 1],
-                   [I, 3, 2]]
+                   [X, 3, 2]]
 EXPECTED_WEIGHTS = [[1.0, 0.20, 1.0],
                     [1.0, 0.25, 1.0]]
 
@@ -82,7 +82,7 @@ def test_weighted_ce_equals_hand_computation():
     for y in range(2):
         for x in range(3):
             label = EXPECTED_LABELS[y][x]
-            if label == I:
+            if label == X:
                 continue
             scores = logits[0, :, y, x].tolist()
             log_norm = math.log(sum(math.exp(s) for s in scores))
@@ -100,14 +100,14 @@ def test_weighted_ce_class_weight_and_empty():
     loss = weighted_cross_entropy(logits, labels,
                                   class_weight=torch.tensor([1.0, 3.0]))
     assert loss.item() == pytest.approx(2 * math.log(2))
-    empty = weighted_cross_entropy(logits, torch.full((1, 1, 2), I))
+    empty = weighted_cross_entropy(logits, torch.full((1, 1, 2), X))
     empty.backward()
     assert empty.item() == 0.0 and logits.grad is not None
 
 
 def test_ignore_biased_and_statistics():
     labels, probs = _batch()
-    assert ignore_biased(labels).tolist() == [[[0, I, 1], [I, I, 2]]]
+    assert ignore_biased(labels).tolist() == [[[0, X, 1], [X, X, 2]]]
     _, weights = complement_labels(labels, probs, candidate_class_mask([[1, 2]], 4))
     stats = complement_statistics(labels, weights)
     assert stats['complement_ratio'].item() == pytest.approx(2 / 5)
