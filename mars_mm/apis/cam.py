@@ -1,0 +1,372 @@
+"""Stage 1 entry points: CAM export, CAM -> pseudo labels, CAM quality sweep.
+
+The tools in ``tools/cam/`` parse arguments and call these functions; the algorithms
+live in :mod:`mars_mm.core.cam` and :mod:`mars_mm.core.crf`.
+
+File formats follow ``docs/en/data_formats.md``: one ``<stem>.npz`` per image with
+``cams`` (float16 ``(K, H, W)``, max-normalised, tag classes only) and ``keys``
+(int64 ``(K,)`` class ids in 1..C); pseudo labels are palette PNGs.
+"""
+import copy
+import os
+import os.path as osp
+from functools import partial
+from multiprocessing import get_context
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from PIL import Image
+from tqdm import tqdm
+
+from mars_mm.core.cam import DEFAULT_SCALES, cams_to_label, image_cams
+from mars_mm.core.crf import CRFParams
+from mars_mm.core.metrics import ConfusionMatrix, confusion_matrix
+from mars_mm.utils.io import load_label_png, save_label_png, save_with
+from mars_mm.utils.offline import run_offline_job
+
+#: Background thresholds of the default CAM quality sweep.
+DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
+
+#: Pipeline used to read images for CAM export when a config defines none:
+#: no resizing (CAMs are stored at image size), tags carried in the metainfo.
+DEFAULT_CAM_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='PackWSSSInputs'),
+]
+
+
+# ------------------------------------------------------------------------- files
+def save_cams(path: str, cams: np.ndarray, keys: Sequence[int]) -> None:
+    """Atomically write one image's CAMs (float16) and class ids (int64)."""
+    cams = np.asarray(cams, dtype=np.float16)
+    keys = np.asarray(keys, dtype=np.int64).reshape(-1)
+    if cams.ndim != 3 or cams.shape[0] != keys.shape[0]:
+        raise ValueError(f'{path}: cams {cams.shape} and keys {keys.shape} disagree')
+    save_with(path, lambda tmp: np.savez_compressed(tmp, cams=cams, keys=keys))
+
+
+def load_cams(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Read a CAM file.
+
+    Returns:
+        tuple: ``(K, H, W)`` float32 CAMs and ``(K,)`` int64 class ids.
+
+    Raises:
+        FileNotFoundError / ValueError: naming ``path`` and the problem.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'CAM file not found: {path}')
+    try:
+        with np.load(path) as data:
+            cams, keys = data['cams'], data['keys']
+    except KeyError as err:
+        raise ValueError(f'{path}: a CAM file needs arrays `cams` and `keys` '
+                         f'({err})') from err
+    except (OSError, ValueError) as err:
+        raise ValueError(f'{path}: cannot read CAM file ({err})') from err
+    if cams.ndim != 3 or keys.ndim != 1 or cams.shape[0] != keys.shape[0]:
+        raise ValueError(f'{path}: cams {cams.shape} and keys {keys.shape} disagree')
+    return cams.astype(np.float32), keys.astype(np.int64)
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB image; a clear error naming ``path`` otherwise."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image not found: {path}')
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert('RGB'))
+    except OSError as err:
+        raise ValueError(f'{path}: cannot read image ({err})') from err
+
+
+def stem_of(path: str) -> str:
+    """File name without folder and extension (the per-image key of every stage)."""
+    return osp.splitext(osp.basename(path))[0]
+
+
+# ------------------------------------------------------------------------ dataset
+def _replace_pipeline(dataset_cfg: dict, pipeline: list) -> dict:
+    """Set ``pipeline`` on a dataset config, recursing into wrappers/concats."""
+    dataset_cfg = copy.deepcopy(dataset_cfg)
+    if 'datasets' in dataset_cfg:
+        dataset_cfg['datasets'] = [_replace_pipeline(sub, pipeline)
+                                   for sub in dataset_cfg['datasets']]
+    elif 'dataset' in dataset_cfg:
+        dataset_cfg['dataset'] = _replace_pipeline(dataset_cfg['dataset'], pipeline)
+    else:
+        dataset_cfg['pipeline'] = copy.deepcopy(pipeline)
+    return dataset_cfg
+
+
+def build_split_dataset(cfg: Config, split: str = 'train',
+                        pipeline: Optional[list] = None):
+    """The dataset of ``cfg.<split>_dataloader`` with another pipeline.
+
+    Args:
+        cfg: a full or dataset-only config with ``train/val/test_dataloader``.
+        split: ``train``, ``val`` or ``test``.
+        pipeline: replaces the split's pipeline (``[]``: only the file lists are
+            needed).
+    """
+    from mmseg.registry import DATASETS
+    key = f'{split}_dataloader'
+    if cfg.get(key) is None:
+        raise KeyError(f'the config has no `{key}`; choose another --split')
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    dataset_cfg = cfg[key]['dataset']
+    if pipeline is not None:
+        dataset_cfg = _replace_pipeline(dataset_cfg, pipeline)
+    return DATASETS.build(dataset_cfg)
+
+
+def dataset_files(dataset) -> List[Dict[str, str]]:
+    """``stem``, ``img_path``, ``seg_map_path`` (maybe None) of every sample."""
+    files = []
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        files.append(dict(stem=stem_of(info['img_path']), img_path=info['img_path'],
+                          seg_map_path=info.get('seg_map_path')))
+    return files
+
+
+def num_classes_of(dataset) -> int:
+    """Number of classes, background included, from the dataset's metainfo."""
+    classes = dataset.metainfo.get('classes')
+    if not classes:
+        raise ValueError('the dataset metainfo lists no classes')
+    return len(classes)
+
+
+# ---------------------------------------------------------------------- CAM export
+def cam_function(model: torch.nn.Module, channels_last: bool = True,
+                 fuse_bn: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's ``cam`` prepared for fast inference.
+
+    Folding BatchNorm into the preceding convolutions and channels-last tensors are
+    pure inference speed-ups (same function up to float rounding; see
+    ``benchmarks/cam_inference.py``).
+
+    Args:
+        model: a model with a ``cam(inputs) -> (N, C, h, w)`` method, in eval mode.
+    """
+    if fuse_bn:
+        from mmcv.cnn import fuse_conv_bn
+        model = fuse_conv_bn(copy.deepcopy(model))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+        def forward(inputs: torch.Tensor) -> torch.Tensor:
+            return model.cam(inputs.contiguous(memory_format=torch.channels_last))
+        return forward
+    return model.cam
+
+
+def build_cam_model(config: Config, checkpoint: Optional[str],
+                    device: Optional[str] = None) -> torch.nn.Module:
+    """Build the classifier of ``config`` with ``checkpoint`` weights, in eval mode."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+    init_default_scope(config.get('default_scope', 'mmseg'))
+    model_cfg = copy.deepcopy(config.model)
+    model_cfg.pop('pretrained', None)
+    if isinstance(model_cfg.get('backbone'), dict):
+        model_cfg['backbone']['init_cfg'] = None
+    model = MODELS.build(model_cfg)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    if device is None:  # one GPU per rank under torchrun/slurm
+        device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}' \
+            if torch.cuda.is_available() else 'cpu'
+    # inference needs no synchronised statistics, and SyncBN has no CPU kernel
+    model = revert_sync_batchnorm(model)
+    return model.to(device).eval()
+
+
+def _export_one(index: int, dataset, model, cam_fn, out_dir: str,
+                scales: Sequence[float], flip: bool,
+                max_batch: Optional[int]) -> str:
+    data = dataset[index]
+    batch = model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
+        training=False)
+    sample = batch['data_samples'][0]
+    if 'img_tags' not in sample.metainfo:
+        raise KeyError(f'{sample.metainfo.get("img_path")}: no `img_tags` in the '
+                       'metainfo; the CAM pipeline must pack them (PackWSSSInputs)')
+    tags = [int(tag) for tag in sample.metainfo['img_tags']]
+    with torch.inference_mode():
+        cams = image_cams(cam_fn, batch['inputs'][0], tags, scales, flip, max_batch)
+    path = osp.join(out_dir, stem_of(sample.metainfo['img_path']) + '.npz')
+    save_cams(path, cams.cpu().numpy(), sorted(tags))
+    return path
+
+
+def generate_cams(config: Config, checkpoint: Optional[str], out_dir: str,
+                  split: str = 'train', scales: Sequence[float] = DEFAULT_SCALES,
+                  flip: bool = True, max_batch: Optional[int] = None,
+                  device: Optional[str] = None, resume: bool = True,
+                  fast_inference: bool = True) -> int:
+    """Write ``<out_dir>/<stem>.npz`` CAMs for every image of a split.
+
+    Images are sharded over ranks (``RANK``/``WORLD_SIZE`` or a process group),
+    written atomically and skipped on rerun when their file exists.
+
+    Args:
+        config: the classifier's config; ``cam_pipeline`` (if set) reads the images,
+            otherwise :data:`DEFAULT_CAM_PIPELINE`.
+        checkpoint: trained weights (``None`` keeps the initialisation, for tests).
+        out_dir: output folder.
+        split: which ``<split>_dataloader`` dataset to export.
+        scales, flip, max_batch: see :func:`mars_mm.core.cam.multiscale_cams`.
+        device: ``cuda``/``cpu``; default CUDA when available.
+        resume: skip images whose file exists.
+        fast_inference: fold BN and use channels-last (see :func:`cam_function`).
+
+    Returns:
+        int: number of images written by this process.
+    """
+    model = build_cam_model(config, checkpoint, device)
+    pipeline = config.get('cam_pipeline', None) or DEFAULT_CAM_PIPELINE
+    dataset = build_split_dataset(config, split, pipeline)
+    stems = [item['stem'] for item in dataset_files(dataset)]
+    if len(set(stems)) != len(stems):
+        raise ValueError(f'the {split} split has duplicate image names; CAM files are '
+                         'named by image stem')
+    os.makedirs(out_dir, exist_ok=True)
+    cam_fn = cam_function(model, channels_last=fast_inference, fuse_bn=fast_inference)
+    process = partial(_export_one, dataset=dataset, model=model, cam_fn=cam_fn,
+                      out_dir=out_dir, scales=tuple(scales), flip=flip,
+                      max_batch=max_batch)
+    done = run_offline_job(
+        list(range(len(dataset))), process,
+        output_path=lambda index: osp.join(out_dir, stems[index] + '.npz'),
+        num_workers=0, desc=f'CAMs ({split})', resume=resume)
+    return len(done)
+
+
+# -------------------------------------------------------------------- pseudo labels
+def _pseudo_label_one(item: Dict[str, str], cam_dir: str, out_dir: str,
+                      bg_power: Optional[float], bg_threshold: Optional[float],
+                      crf_params: Optional[CRFParams]) -> str:
+    cam_path = osp.join(cam_dir, item['stem'] + '.npz')
+    cams, keys = load_cams(cam_path)
+    image = read_rgb(item['img_path']) if crf_params is not None else None
+    if image is not None and image.shape[:2] != cams.shape[1:]:
+        raise ValueError(f'{cam_path}: CAMs are {cams.shape[1:]} but the image '
+                         f'{item["img_path"]} is {image.shape[:2]}')
+    label = cams_to_label(cams, keys, image=image, bg_power=bg_power,
+                          bg_threshold=bg_threshold, crf_params=crf_params)
+    out_path = osp.join(out_dir, item['stem'] + '.png')
+    save_label_png(out_path, label)
+    return out_path
+
+
+def make_pseudo_labels(cam_dir: str, dataset_config: Config, out_dir: str,
+                       split: str = 'train', bg_power: Optional[float] = 2.0,
+                       bg_threshold: Optional[float] = None, crf: bool = True,
+                       crf_params: CRFParams = CRFParams(), num_workers: int = 0,
+                       resume: bool = True) -> int:
+    """CAM folder -> palette PNG pseudo labels for every image of a split.
+
+    Args:
+        cam_dir: folder of ``<stem>.npz`` CAMs (every image of the split needs one).
+        dataset_config: config with ``<split>_dataloader`` (image paths).
+        out_dir: output folder of ``<stem>.png``.
+        split: which split.
+        bg_power, bg_threshold: background rule; a threshold overrides the power.
+        crf: refine with the dense CRF (background + present classes only).
+        crf_params: CRF parameters.
+        num_workers: worker processes (the CRF is CPU-bound).
+        resume: skip images whose PNG exists.
+
+    Returns:
+        int: number of labels written by this process.
+    """
+    files = dataset_files(build_split_dataset(dataset_config, split, pipeline=[]))
+    missing = [item['stem'] for item in files
+               if not osp.isfile(osp.join(cam_dir, item['stem'] + '.npz'))]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} of {len(files)} images of the {split} split have no CAM '
+            f'file in {cam_dir} (first: {missing[0]}.npz); run generate_cams first')
+    os.makedirs(out_dir, exist_ok=True)
+    process = partial(_pseudo_label_one, cam_dir=cam_dir, out_dir=out_dir,
+                      bg_power=None if bg_threshold is not None else bg_power,
+                      bg_threshold=bg_threshold,
+                      crf_params=crf_params if crf else None)
+    done = run_offline_job(
+        files, process,
+        output_path=lambda item: osp.join(out_dir, item['stem'] + '.png'),
+        num_workers=num_workers, desc=f'pseudo labels ({split})', resume=resume)
+    return len(done)
+
+
+# ---------------------------------------------------------------- CAM quality sweep
+def _sweep_one(item: Dict[str, str], cam_dir: str, thresholds: Sequence[float],
+               num_classes: int) -> np.ndarray:
+    """``(T, C, C)`` confusion matrices of one image at every threshold."""
+    cam_path = osp.join(cam_dir, item['stem'] + '.npz')
+    cams, keys = load_cams(cam_path)
+    if item['seg_map_path'] is None:
+        raise ValueError(f'{item["img_path"]}: the dataset gives no ground truth')
+    gt = load_label_png(item['seg_map_path'])
+    if gt.shape != cams.shape[1:]:
+        raise ValueError(f'{cam_path}: CAMs are {cams.shape[1:]} but the ground truth '
+                         f'{item["seg_map_path"]} is {gt.shape}')
+    if cams.shape[0]:
+        peak, best = cams.max(axis=0), keys[cams.argmax(axis=0)]
+    else:
+        peak, best = np.zeros(gt.shape, np.float32), np.zeros(gt.shape, np.int64)
+    # ties with the threshold go to background, as argmax([t, cams]) does
+    return np.stack([confusion_matrix(gt, np.where(peak > threshold, best, 0),
+                                      num_classes) for threshold in thresholds])
+
+
+def eval_cams(cam_dir: str, dataset_config: Config, split: str = 'train',
+              thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+              num_workers: int = 0) -> dict:
+    """mIoU of CAM labels against ground truth over background thresholds.
+
+    A pixel's CAM label is the image's class with the highest CAM, or background
+    where that CAM does not exceed the threshold.
+
+    Returns:
+        dict: ``thresholds`` (list), ``miou`` (list per threshold), ``best``
+        (index of the best threshold), ``scores`` (the per-class
+        :func:`~mars_mm.core.metrics.scores_from_confusion` at the best threshold),
+        ``classes`` (names) and ``num_images``.
+    """
+    dataset = build_split_dataset(dataset_config, split, pipeline=[])
+    files = dataset_files(dataset)
+    num_classes = num_classes_of(dataset)
+    thresholds = [float(t) for t in thresholds]
+    process = partial(_sweep_one, cam_dir=cam_dir, thresholds=thresholds,
+                      num_classes=num_classes)
+    matrices = [ConfusionMatrix(num_classes) for _ in thresholds]
+
+    def accumulate(counts: np.ndarray) -> None:
+        for matrix, count in zip(matrices, counts):
+            matrix.counts += count
+
+    bar = tqdm(total=len(files), desc=f'CAM sweep ({split})', dynamic_ncols=True)
+    if num_workers > 0 and len(files) > 1:
+        method = 'fork' if hasattr(os, 'fork') else 'spawn'
+        with get_context(method).Pool(num_workers) as pool:
+            for counts in pool.imap_unordered(process, files, chunksize=8):
+                accumulate(counts)
+                bar.update(1)
+    else:
+        for item in files:
+            accumulate(process(item))
+            bar.update(1)
+    bar.close()
+    summaries = [matrix.summary() for matrix in matrices]
+    mious = [float(summary['miou']) for summary in summaries]
+    best = int(np.nanargmax(mious))
+    return dict(thresholds=thresholds, miou=mious, best=best, scores=summaries[best],
+                classes=list(dataset.metainfo['classes']), num_images=len(files))

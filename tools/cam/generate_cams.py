@@ -1,0 +1,63 @@
+"""Export multi-scale + flip CAMs of a trained CAM classifier, one .npz per image.
+
+    python tools/cam/generate_cams.py CONFIG CHECKPOINT --out DIR [--split train]
+        [--scales 1.0 0.5 1.5 2.0] [--no-flip] [--max-batch N] [--device cpu]
+        [--no-resume] [--cfg-options k=v ...] [--launcher pytorch|slurm]
+
+Multi-GPU: ``torchrun --nproc_per_node=N tools/cam/generate_cams.py ... --launcher
+pytorch`` (each rank takes every N-th image). Rerunning skips finished images.
+"""
+import argparse
+
+from mmengine.config import DictAction
+
+from mars_mm.apis.cam import generate_cams
+from mars_mm.apis.launch import (
+    LAUNCHERS,
+    init_offline_distributed,
+    load_config,
+    set_local_rank_env,
+)
+from mars_mm.core.cam import DEFAULT_SCALES
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Export CAMs (Stage 1)')
+    parser.add_argument('config', help='CAM classifier config')
+    parser.add_argument('checkpoint', help='trained classifier checkpoint')
+    parser.add_argument('--out', required=True, help='output folder of <stem>.npz')
+    parser.add_argument('--split', default='train', choices=('train', 'val', 'test'),
+                        help='which <split>_dataloader dataset to export')
+    parser.add_argument('--scales', type=float, nargs='+', default=DEFAULT_SCALES)
+    parser.add_argument('--no-flip', action='store_true',
+                        help='skip the mirrored images')
+    parser.add_argument('--max-batch', type=int, default=None,
+                        help='at most this many images per forward (memory bound)')
+    parser.add_argument('--device', default=None, help='default: cuda if available')
+    parser.add_argument('--no-resume', action='store_true',
+                        help='recompute images whose file exists')
+    parser.add_argument('--no-fast', action='store_true',
+                        help='keep BatchNorm unfolded and contiguous tensors')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    set_local_rank_env(args.local_rank)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher)
+    init_offline_distributed(args.launcher)
+    written = generate_cams(cfg, args.checkpoint, args.out, split=args.split,
+                            scales=args.scales, flip=not args.no_flip,
+                            max_batch=args.max_batch, device=args.device,
+                            resume=not args.no_resume,
+                            fast_inference=not args.no_fast)
+    print(f'wrote {written} CAM files to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
