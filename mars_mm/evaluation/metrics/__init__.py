@@ -1,2 +1,3 @@
 """Registration imports only."""
 from . import tag_metric  # noqa: F401
+from . import seg_fpfn_metric  # noqa: F401
