@@ -1,1 +1,2 @@
 """Registration imports only."""
+from .correlation_loss import ContrastiveCorrelationLoss  # noqa: F401
