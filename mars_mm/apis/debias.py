@@ -30,8 +30,14 @@ import numpy as np
 
 from mars_mm.core import debias as core
 from mars_mm.core.metrics import ConfusionMatrix, map_special_labels
-from mars_mm.utils.io import (BIASED_INDEX, IGNORE_INDEX, atomic_write,
-                              load_label_png, save_label_png, save_with)
+from mars_mm.utils.io import (
+    BIASED_INDEX,
+    IGNORE_INDEX,
+    atomic_write,
+    load_label_png,
+    save_label_png,
+    save_with,
+)
 from mars_mm.utils.offline import barrier, get_dist_info, run_offline_job
 
 TAG_SOURCES = ('dataset', 'gt', 'pseudo_label')
@@ -352,7 +358,9 @@ def _read_npy_chunks(path: str, chunk_rows: int) -> Iterator[np.ndarray]:
     """Rows of a 2-D ``.npy`` file, ``chunk_rows`` at a time, without mapping it."""
     with open(path, 'rb') as file:
         version = np.lib.format.read_magic(file)
-        shape, fortran, dtype = np.lib.format._read_array_header(file, version)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+            else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(file)
         if fortran or len(shape) != 2:
             raise ValueError(f'{path}: expected a C-ordered 2-D array')
         remaining = shape[0]
@@ -424,7 +432,6 @@ def merge_centroids(stems: Sequence[str], settings: DebiasSettings,
     distance = np.concatenate([
         core.distance_to_background(chunk, b_mean)
         for chunk in _read_npy_chunks(settings.vector_file, chunk_rows)])
-    distance[class_ids == 0] = np.nan
     foreground = class_ids > 0
     selected = np.zeros(total, dtype=bool)
     selected_fg, num_selected, cut = core.select_centroids(
@@ -444,13 +451,10 @@ def merge_centroids(stems: Sequence[str], settings: DebiasSettings,
         sizes=sizes, distance=distance.astype(np.float32), selected=selected,
         debiased=debiased, debiased_valid=debiased_valid, num_selected=num_selected,
         cut=cut.astype(np.float32), background_mean=b_mean.astype(np.float32),
-        background_distance=core.distance_to_background(
-            np.zeros((0, dim)), b_mean).astype(np.float32),
         embedding_mean=(np.zeros(0, np.float32) if mean is None
                         else np.asarray(mean, np.float32)),
         alpha=np.float64(settings.alpha), k_fg=np.int64(settings.k_fg),
         k_bg=np.int64(settings.k_bg))
-    arrays.pop('background_distance')
     save_with(settings.centroid_file, lambda tmp: np.savez(tmp, **arrays))
     return arrays
 
@@ -620,7 +624,8 @@ def debias_pseudo_labels(samples: Sequence[Sample], settings: DebiasSettings,
     _sync_after([settings.image_centroid_path(stem) for stem in stems])
     if rank == 0:
         merge_centroids(stems, settings, mean)
-    _sync_after([settings.centroid_file], newer_than=started)
+    # (1 s of slack: file times use a coarser clock than time.time())
+    _sync_after([settings.centroid_file], newer_than=started - 1.0)
     write_debiased_labels(samples, settings, resume=resume)
     _sync_after([settings.output_label_path(stem) for stem in stems])
     if report and rank == 0 and settings.report.get('enabled', True):

@@ -32,7 +32,7 @@ stems               ``(N,)`` str                image stems, in pass order
 image_index         ``(T,)`` int64              row into ``stems``
 class_ids           ``(T,)`` int64              class of the centroid (0 background)
 sizes               ``(T,)`` int64              feature-grid pixels in the cluster
-distance            ``(T,)`` float32            distance to background (NaN for bg)
+distance            ``(T,)`` float32            distance to background (all rows)
 selected            ``(T,)`` bool               used for the class's ``V_c``
 debiased            ``(C + 1, D)`` float32      ``V_c`` (row 0 and unused rows zero)
 debiased_valid      ``(C + 1,)`` bool           class has a ``V_c``
