@@ -1,0 +1,45 @@
+import pytest
+from mmengine.config import Config
+
+from mars_mm.apis.launch import enable_amp, load_config, prepare_launcher, to_tta
+
+CONFIG = 'tests/data/configs/tiny_fcn_voc-32x32.py'
+
+
+def test_load_config_work_dir_priority(repo_root, tmp_path):
+    path = f'{repo_root}/{CONFIG}'
+    assert load_config(path).work_dir == './work_dirs/tiny_fcn_voc-32x32'
+    assert load_config(path, work_dir=str(tmp_path)).work_dir == str(tmp_path)
+    cfg = load_config(path, cfg_options={'train_cfg.max_iters': 7})
+    assert cfg.train_cfg.max_iters == 7
+    with pytest.raises(FileNotFoundError, match='nope.py'):
+        load_config(str(tmp_path / 'nope.py'))
+
+
+def test_enable_amp_switches_wrapper_once():
+    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer={})))
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    enable_amp(cfg)  # already on: unchanged
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    with pytest.raises(ValueError, match='OptimWrapper'):
+        enable_amp(Config(dict(optim_wrapper=dict(type='Custom'))))
+
+
+def test_to_tta_wraps_the_model():
+    cfg = Config(dict(model=dict(type='EncoderDecoder'),
+                      tta_model=dict(type='SegTTAModel'),
+                      tta_pipeline=['tta'],
+                      test_dataloader=dict(dataset=dict(pipeline=['plain']))))
+    to_tta(cfg)
+    assert cfg.model.type == 'SegTTAModel'
+    assert cfg.model.module.type == 'EncoderDecoder'
+    assert cfg.test_dataloader.dataset.pipeline == ['tta']
+    with pytest.raises(ValueError, match='tta_model'):
+        to_tta(Config(dict(model={})))
+
+
+def test_unknown_launcher_is_rejected():
+    with pytest.raises(ValueError, match='launcher'):
+        prepare_launcher(Config(dict(model={})), 'k8s')
