@@ -1,1 +1,2 @@
 """Registration imports only."""
+from .debias_pseudo_label import DebiasPseudoLabel  # noqa: F401
