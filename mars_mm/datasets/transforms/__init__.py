@@ -1,2 +1,6 @@
 """Registration imports only."""
 from .debias_pseudo_label import DebiasPseudoLabel  # noqa: F401
+from .load_checked_annotations import LoadCheckedAnnotations  # noqa: F401
+from .load_image_tags import LoadImageTags  # noqa: F401
+from .load_pseudo_label import LoadPseudoLabel  # noqa: F401
+from .pack_wsss_inputs import PackWSSSInputs  # noqa: F401

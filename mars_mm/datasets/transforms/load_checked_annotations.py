@@ -1,0 +1,44 @@
+"""LoadCheckedAnnotations: mmseg's mask loader with validation."""
+from mmseg.datasets.transforms import LoadAnnotations
+
+from mars_mm.registry import TRANSFORMS
+
+from .load_pseudo_label import check_label
+
+
+@TRANSFORMS.register_module()
+class LoadCheckedAnnotations(LoadAnnotations):
+    """Load the ground-truth mask like ``LoadAnnotations``, then validate it.
+
+    A mask whose size differs from the image, or holding a value outside
+    ``0..num_classes-1`` other than 254/255, raises an error naming the mask file
+    instead of training on garbage.
+
+    Required Keys:
+
+    - seg_map_path
+    - img_shape (optional, checked against the mask)
+    - num_classes (optional; set by the WSSS datasets)
+
+    Modified Keys:
+
+    - seg_fields
+
+    Added Keys:
+
+    - gt_seg_map
+
+    Args:
+        **kwargs: ``mmseg.datasets.transforms.LoadAnnotations`` arguments.
+    """
+
+    def transform(self, results: dict) -> dict:
+        """Load and check the mask."""
+        if not results.get('seg_map_path'):
+            raise KeyError(f'{results.get("img_path")}: no seg_map_path (the split '
+                           'has no masks; drop LoadCheckedAnnotations)')
+        results = super().transform(results)
+        check_label(results['gt_seg_map'], results['seg_map_path'],
+                    results.get('num_classes'),
+                    results.get('ori_shape', results.get('img_shape')))
+        return results

@@ -1,0 +1,104 @@
+"""LoadImageTags, LoadPseudoLabel, LoadCheckedAnnotations and PackWSSSInputs."""
+import os.path as osp
+
+import numpy as np
+import pytest
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+import mars_mm  # noqa: F401  (registration)
+from mars_mm.registry import TRANSFORMS
+from mars_mm.utils.io import save_label_png
+
+init_default_scope('mmseg')
+
+
+def _image_results(tmp_path, shape=(6, 8), stem='img'):
+    path = str(tmp_path / f'{stem}.jpg')
+    Image.fromarray(np.full(shape + (3,), 90, np.uint8)).save(path)
+    loader = TRANSFORMS.build(dict(type='LoadImageFromFile'))
+    return loader(dict(img_path=path, num_classes=21, seg_fields=[]))
+
+
+def test_load_image_tags_from_dataset_and_from_mask():
+    transform = TRANSFORMS.build(dict(type='LoadImageTags'))
+    results = transform(dict(img_tags=[7, 3, 3], num_classes=21))
+    assert results['img_tags'].tolist() == [3, 7]
+    assert results['img_tags'].dtype == np.int64
+    mask = np.array([[0, 5, 255], [254, 2, 5]], np.uint8)
+    results = transform(dict(gt_seg_map=mask, num_classes=21))
+    assert results['img_tags'].tolist() == [2, 5]   # 0, 254, 255 ignored
+    forced = TRANSFORMS.build(dict(type='LoadImageTags', from_seg_map=True))
+    assert forced(dict(img_tags=[9], gt_seg_map=mask))['img_tags'].tolist() == [2, 5]
+    with pytest.raises(ValueError, match=r'x\.jpg: image tags \[21\]'):
+        transform(dict(img_tags=[21], num_classes=21, img_path='x.jpg'))
+    with pytest.raises(KeyError, match='y.jpg: no img_tags'):
+        transform(dict(img_path='y.jpg'))
+    assert 'LoadImageTags' in repr(transform)
+
+
+def test_load_pseudo_label_keeps_special_values(tmp_path):
+    results = _image_results(tmp_path)
+    label = np.zeros((6, 8), np.uint8)
+    label[0, :3] = 254
+    label[1, :2] = 255
+    label[2:4, 2:6] = 20
+    label_dir = tmp_path / 'labels'
+    save_label_png(str(label_dir / 'img.png'), label)
+    transform = TRANSFORMS.build(dict(type='LoadPseudoLabel', label_dir=str(label_dir)))
+    out = transform(results)
+    np.testing.assert_array_equal(out['gt_seg_map'], label)
+    assert out['gt_seg_map'].dtype == np.uint8
+    assert out['seg_fields'] == ['gt_seg_map']
+    assert out['pseudo_label_path'] == str(label_dir / 'img.png')
+    assert 'label_dir' in repr(transform)
+
+
+def test_load_pseudo_label_bad_inputs_name_the_file(tmp_path):
+    label_dir = tmp_path / 'labels'
+    transform = TRANSFORMS.build(dict(type='LoadPseudoLabel', label_dir=str(label_dir)))
+    with pytest.raises(FileNotFoundError, match=r'labels/img\.png'):
+        transform(_image_results(tmp_path))
+    save_label_png(str(label_dir / 'img.png'), np.zeros((5, 8), np.uint8))
+    with pytest.raises(ValueError, match=r'img\.png: label size \(5, 8\) differs'):
+        transform(_image_results(tmp_path))
+    bad = np.zeros((6, 8), np.uint8)
+    bad[0, 0] = 30
+    save_label_png(str(label_dir / 'img.png'), bad)
+    with pytest.raises(ValueError, match=r'img\.png: label values \[30\]'):
+        transform(_image_results(tmp_path))
+
+
+def test_load_checked_annotations(tmp_path):
+    results = _image_results(tmp_path)
+    mask = np.zeros((6, 8), np.uint8)
+    mask[2, 2] = 255
+    mask[3, 3] = 7
+    results['seg_map_path'] = str(tmp_path / 'gt.png')
+    results['reduce_zero_label'] = False
+    save_label_png(results['seg_map_path'], mask)
+    transform = TRANSFORMS.build(dict(type='LoadCheckedAnnotations'))
+    np.testing.assert_array_equal(transform(dict(results))['gt_seg_map'], mask)
+    save_label_png(results['seg_map_path'], np.zeros((6, 9), np.uint8))
+    with pytest.raises(ValueError, match=r'gt\.png: label size'):
+        transform(dict(results, seg_fields=[]))
+
+
+def test_pack_wsss_inputs_matches_pack_seg_inputs(tmp_path):
+    results = _image_results(tmp_path)
+    results['img_tags'] = np.array([3, 15])
+    results['gt_seg_map'] = np.arange(48, dtype=np.uint8).reshape(6, 8) % 21
+    packer = TRANSFORMS.build(dict(type='PackWSSSInputs'))
+    packed = packer(dict(results))
+    reference = TRANSFORMS.build(dict(type='PackSegInputs'))(dict(results))
+    assert packed['inputs'].equal(reference['inputs'])
+    assert packed['data_samples'].gt_sem_seg.data.equal(
+        reference['data_samples'].gt_sem_seg.data)
+    assert packed['data_samples'].metainfo['img_tags'].tolist() == [3, 15]
+    assert packed['data_samples'].metainfo['img_path'] == results['img_path']
+    # classification: no mask, tags still carried
+    del results['gt_seg_map']
+    packed = packer(results)
+    assert 'gt_sem_seg' not in packed['data_samples']
+    assert packed['data_samples'].metainfo['img_tags'].tolist() == [3, 15]
+    assert osp.basename(packed['data_samples'].img_path) == 'img.jpg'
