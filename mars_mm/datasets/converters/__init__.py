@@ -1,0 +1,1 @@
+"""Converters of public datasets to the layouts the WSSS datasets read."""
