@@ -65,7 +65,8 @@ def make_scene(root: str, num_images: int = 9, seed: int = 0,
         pseudo = gt.copy()
         pseudo[context] = cls  # the bias: water painted as boat
         pseudo[0, :] = 255  # an ignored row, which must stay 255
-        Image.fromarray(image).save(osp.join(folders['images'], stem + '.png'))
+        Image.fromarray(image).save(osp.join(folders['images'], stem + '.jpg'),
+                                    quality=95)
         save_label_png(osp.join(folders['gt'], stem + '.png'), gt)
         save_label_png(osp.join(folders['pseudo'], stem + '.png'), pseudo)
         save_label_png(osp.join(folders['context'], stem + '.png'),
@@ -81,7 +82,7 @@ def make_scene(root: str, num_images: int = 9, seed: int = 0,
 def scene_samples(scene: Dict[str, object]) -> list:
     """:class:`mars_mm.apis.debias.Sample` list of a scene."""
     from mars_mm.apis.debias import Sample
-    return [Sample(stem, osp.join(scene['images'], stem + '.png'),
+    return [Sample(stem, osp.join(scene['images'], stem + '.jpg'),
                    np.asarray(scene['tags'][stem]),
                    osp.join(scene['gt'], stem + '.png'))
             for stem in scene['stems']]

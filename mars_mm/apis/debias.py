@@ -630,3 +630,58 @@ def debias_pseudo_labels(samples: Sequence[Sample], settings: DebiasSettings,
     _sync_after([settings.output_label_path(stem) for stem in stems])
     if report and rank == 0 and settings.report.get('enabled', True):
         bias_report(samples, settings)
+
+
+# ------------------------------------------------------------------ from a config
+def build_samples(cfg: Any) -> tuple:
+    """The split to debias, from the config's dataset.
+
+    ``cfg.debias.dataset`` if given, else ``cfg.train_infer_dataloader.dataset``
+    (the train split without augmentation), else ``cfg.train_dataloader.dataset``.
+    The pipeline is dropped: only the file list and the tags are needed.
+
+    Returns:
+        tuple: (list of :class:`Sample`, class names with background first).
+    """
+    import copy
+
+    from mars_mm.registry import DATASETS
+    dataset_cfg = cfg.debias.get('dataset', None)
+    for key in ('train_infer_dataloader', 'train_dataloader'):
+        if dataset_cfg is None and key in cfg:
+            dataset_cfg = cfg[key]['dataset']
+    if dataset_cfg is None:
+        raise ValueError('the config names no dataset: set debias.dataset or '
+                         'train_infer_dataloader.dataset')
+    dataset_cfg = copy.deepcopy(dataset_cfg)
+    dataset_cfg['pipeline'] = []
+    dataset_cfg['lazy_init'] = False
+    dataset = DATASETS.build(dataset_cfg)
+    return samples_from_dataset(dataset), list(dataset.metainfo['classes'])
+
+
+def settings_from_config(cfg: Any, class_names: Sequence[str]) -> DebiasSettings:
+    """:class:`DebiasSettings` from ``cfg.debias`` (work dir: ``cfg.work_dir``)."""
+    options = dict(cfg.debias)
+    options.pop('dataset', None)
+    options.setdefault('work_dir', cfg.get('work_dir'))
+    options.setdefault('class_names', list(class_names))
+    options.setdefault('num_classes', len(class_names))
+    options['refinement'] = dict(options.get('refinement') or dict(type='crf'))
+    if isinstance(options['refinement'].get('crf'), dict):
+        options['refinement']['crf'] = dict(options['refinement']['crf'])
+    options['report'] = dict(options.get('report') or {})
+    return DebiasSettings(**options)
+
+
+def debias_from_config(cfg: Any, resume: bool = True, report: bool = True,
+                       report_only: bool = False) -> DebiasSettings:
+    """Everything ``tools/mars/debias.py`` does after parsing its arguments."""
+    samples, class_names = build_samples(cfg)
+    settings = settings_from_config(cfg, class_names)
+    if report_only:
+        if get_dist_info()[0] == 0:
+            bias_report(samples, settings)
+    else:
+        debias_pseudo_labels(samples, settings, resume=resume, report=report)
+    return settings
