@@ -1,0 +1,201 @@
+"""Stage 2 entry points: kNN pairs, embedding export and USS evaluation.
+
+Every function takes a STEGO config (``configs/uss/``). The image lists come from the
+config's ``train_dataloader`` (unwrapping :class:`USSPairDataset`), read with
+``uss_image_pipeline`` (plain loading and packing), so the kNN file, training and
+export all index the same images.
+"""
+import copy
+import os
+import os.path as osp
+import time
+from functools import partial
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from mars_mm.apis.cam import build_split_dataset, stem_of
+from mars_mm.core.knn import centre_features, cosine_topk
+from mars_mm.core.multiscale import multiscale_dense
+from mars_mm.datasets.uss_pair_dataset import image_stems, write_knn_file
+from mars_mm.utils.compat import drop_save_best_for_testing
+from mars_mm.utils.io import save_array
+from mars_mm.utils.offline import get_dist_info, run_offline_job
+
+#: reads an image for kNN features / export, without augmentation
+DEFAULT_IMAGE_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]
+DEFAULT_EXPORT_SCALES = (0.5, 1.0, 1.5, 2.0)
+
+
+def _device(device: Optional[str]) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():  # one GPU per rank under torchrun/slurm
+        return torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}')
+    return torch.device('cpu')
+
+
+def build_uss_model(cfg: Config, checkpoint: Optional[str] = None,
+                    device: Optional[str] = None) -> torch.nn.Module:
+    """The config's STEGO model in eval mode.
+
+    Without ``checkpoint`` the model is initialised from the config (pretrained
+    backbone weights through ``init_cfg``, or a seeded random backbone), which is
+    what the kNN step needs before any training.
+    """
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    if checkpoint is None:
+        model.init_weights()
+    else:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    return model.to(_device(device)).eval()
+
+
+def uss_image_dataset(cfg: Config, split: str = 'train'):
+    """The plain image dataset of a split (the pair wrapper removed)."""
+    dataset_cfg = cfg[f'{split}_dataloader']['dataset']
+    if dataset_cfg.get('type') == 'USSPairDataset':
+        cfg = copy.deepcopy(cfg)
+        cfg[f'{split}_dataloader']['dataset'] = dataset_cfg['dataset']
+    pipeline = cfg.get('uss_image_pipeline', None) or DEFAULT_IMAGE_PIPELINE
+    return build_split_dataset(cfg, split, pipeline)
+
+
+def _normalised(model: torch.nn.Module, item: dict) -> torch.Tensor:
+    """``(1, 3, H, W)`` normalised image on the model's device."""
+    batch = model.data_preprocessor(dict(inputs=[item['inputs']]), training=False)
+    return batch['inputs']
+
+
+@torch.no_grad()
+def _global_feature(index: int, dataset, model: torch.nn.Module,
+                    size: Optional[Tuple[int, int]]) -> Tuple[int, np.ndarray]:
+    image = _normalised(model, dataset[index])
+    if size is not None:
+        image = torch.nn.functional.interpolate(image, size=size, mode='bilinear',
+                                                align_corners=False)
+    feats = model.extract_feat(image)
+    return index, feats.mean(dim=(2, 3))[0].float().cpu().numpy()
+
+
+def global_features(model: torch.nn.Module, dataset,
+                    size: Optional[Tuple[int, int]] = (224, 224)) -> np.ndarray:
+    """Mean-pooled backbone features ``(N, C)`` of every image (sharded over ranks).
+
+    Args:
+        size: images are resized to this size first (STEGO: 224 x 224), or kept.
+    """
+    rank, world_size = get_dist_info()
+    import torch.distributed as dist
+    grouped = dist.is_available() and dist.is_initialized()
+    if world_size > 1 and not grouped:
+        raise RuntimeError('kNN features over several ranks need a process group: '
+                           'start the tool with --launcher pytorch|slurm')
+    results = run_offline_job(list(range(len(dataset))),
+                              partial(_global_feature, dataset=dataset, model=model,
+                                      size=size),
+                              desc='global features')
+    if world_size > 1:
+        gathered = [None] * world_size
+        dist.all_gather_object(gathered, results)
+        results = [pair for part in gathered for pair in part]
+    features = np.zeros((len(dataset), model.backbone.out_channels), np.float32)
+    for index, vector in results:
+        features[index] = vector
+    return features
+
+
+def precompute_knn(cfg: Config, out: str, checkpoint: Optional[str] = None,
+                   num_neighbors: int = 7, chunk_size: int = 1024,
+                   device: Optional[str] = None) -> Optional[np.ndarray]:
+    """Write the kNN file of the training split (``docs/en/data_formats.md``).
+
+    Settings come from ``cfg.knn_cfg`` when present: ``size`` (resize before
+    pooling), ``centre`` (subtract the dataset mean before cosine, for untrained
+    features). Only rank 0 writes.
+
+    Returns:
+        np.ndarray | None: ``(N, k)`` indices on rank 0, None elsewhere.
+    """
+    knn_cfg = dict(size=(224, 224), centre=False)
+    knn_cfg.update(cfg.get('knn_cfg', None) or {})
+    model = build_uss_model(cfg, checkpoint, device)
+    dataset = uss_image_dataset(cfg, 'train')
+    size = tuple(knn_cfg['size']) if knn_cfg['size'] is not None else None
+    features = torch.from_numpy(global_features(model, dataset, size))
+    if get_dist_info()[0] != 0:
+        return None
+    if knn_cfg['centre']:
+        features = centre_features(features)
+    indices = cosine_topk(features, num_neighbors, chunk_size=chunk_size)
+    write_knn_file(out, indices, image_stems(dataset))
+    return indices
+
+
+@torch.no_grad()
+def _export_one(index: int, dataset, model: torch.nn.Module, out_dir: str,
+                scales: Sequence[float], flip: bool, stride: int) -> str:
+    item = dataset[index]
+    image = _normalised(model, item)
+    codes = multiscale_dense(model.dense_codes, image, scales, flip, stride,
+                             model.feature_stride)
+    path = osp.join(out_dir, stem_of(item['data_samples'].img_path) + '.npy')
+    save_array(path, codes.cpu().numpy().astype(np.float16))
+    return path
+
+
+def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
+                       split: str = 'train',
+                       scales: Sequence[float] = DEFAULT_EXPORT_SCALES,
+                       flip: bool = True, stride: int = 8,
+                       device: Optional[str] = None,
+                       resume: bool = True) -> Dict[str, float]:
+    """Write ``<out_dir>/<stem>.npy``: float16 ``(D, ceil(H/8), ceil(W/8))`` codes.
+
+    Multi-scale and flip averaged (:func:`mars_mm.core.multiscale.multiscale_dense`),
+    sharded over ranks, atomic, skipping existing files.
+
+    Returns:
+        dict: ``images`` written by this process, ``seconds`` spent, ``per_second``.
+    """
+    model = build_uss_model(cfg, checkpoint, device)
+    dataset = uss_image_dataset(cfg, split)
+    stems = image_stems(dataset)
+    if len(set(stems)) != len(stems):
+        raise ValueError(f'the {split} split has duplicate image names; embedding '
+                         'files are named by image stem')
+    os.makedirs(out_dir, exist_ok=True)
+    start = time.perf_counter()
+    done = run_offline_job(
+        list(range(len(dataset))),
+        partial(_export_one, dataset=dataset, model=model, out_dir=out_dir,
+                scales=tuple(scales), flip=flip, stride=stride),
+        output_path=lambda index: osp.join(out_dir, stems[index] + '.npy'),
+        desc=f'embeddings ({split})', resume=resume)
+    seconds = time.perf_counter() - start
+    return dict(images=len(done), seconds=seconds,
+                per_second=len(done) / seconds if seconds > 0 else float('nan'))
+
+
+def evaluate_uss(cfg: Config, checkpoint: str, split: str = 'test') -> dict:
+    """Hungarian-matched cluster mIoU / pixel accuracy (and linear probe) of a
+    checkpoint on ``cfg.<split>_dataloader``, through an mmengine Runner."""
+    from mmengine.runner import Runner
+    cfg = copy.deepcopy(cfg)
+    if split != 'test':
+        cfg.test_dataloader = cfg[f'{split}_dataloader']
+    num_clusters = cfg.model.cluster_probe.num_clusters
+    cfg.test_evaluator = dict(type='USSMetric', num_clusters=num_clusters)
+    cfg.load_from = checkpoint
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
+                'val_dataloader', 'val_cfg', 'val_evaluator'):
+        cfg.pop(key, None)
+    drop_save_best_for_testing(cfg)
+    runner = Runner.from_cfg(cfg)
+    return runner.test()

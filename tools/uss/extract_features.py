@@ -1,0 +1,60 @@
+"""Export STEGO codes of every image of a split, one float16 .npy per image.
+
+    python tools/uss/extract_features.py CONFIG CKPT --out DIR [--split train]
+        [--scales 0.5 1.0 1.5 2.0] [--no-flip] [--stride 8] [--device cpu]
+        [--no-resume] [--cfg-options k=v ...] [--launcher pytorch|slurm]
+
+Each file ``DIR/<stem>.npy`` holds the raw (not normalised) codes averaged over the
+scales and horizontal flips, ``(D, ceil(H / 8), ceil(W / 8))``
+(``docs/en/data_formats.md``). Sharded over ranks, atomic, rerunning skips finished
+images.
+"""
+import argparse
+
+from mmengine.config import DictAction
+
+from mars_mm.apis.launch import (
+    LAUNCHERS,
+    init_offline_distributed,
+    load_config,
+    set_local_rank_env,
+)
+from mars_mm.apis.uss import DEFAULT_EXPORT_SCALES, extract_embeddings
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Export USS embeddings (Stage 2)')
+    parser.add_argument('config', help='USS (STEGO) config')
+    parser.add_argument('checkpoint', help='trained STEGO checkpoint')
+    parser.add_argument('--out', required=True, help='output folder of <stem>.npy')
+    parser.add_argument('--split', default='train', choices=('train', 'val', 'test'))
+    parser.add_argument('--scales', type=float, nargs='+',
+                        default=list(DEFAULT_EXPORT_SCALES))
+    parser.add_argument('--no-flip', action='store_true')
+    parser.add_argument('--stride', type=int, default=8, help='output stride')
+    parser.add_argument('--device', default=None, help='default: cuda if available')
+    parser.add_argument('--no-resume', action='store_true',
+                        help='recompute images whose file exists')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    set_local_rank_env(args.local_rank)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher)
+    init_offline_distributed(args.launcher)
+    stats = extract_embeddings(cfg, args.checkpoint, args.out, split=args.split,
+                               scales=args.scales, flip=not args.no_flip,
+                               stride=args.stride, device=args.device,
+                               resume=not args.no_resume)
+    print(f'wrote {stats["images"]} embeddings to {args.out} in '
+          f'{stats["seconds"]:.1f} s ({stats["per_second"]:.2f} images/s)')
+
+
+if __name__ == '__main__':
+    main()
