@@ -102,3 +102,36 @@ def test_pack_wsss_inputs_matches_pack_seg_inputs(tmp_path):
     assert 'gt_sem_seg' not in packed['data_samples']
     assert packed['data_samples'].metainfo['img_tags'].tolist() == [3, 15]
     assert osp.basename(packed['data_samples'].img_path) == 'img.jpg'
+
+
+def test_corrupt_or_truncated_files_name_the_file(tmp_path):
+    """Images go through mmcv's loader (cv2 returns None -> error naming the file);
+    masks through LoadCheckedAnnotations."""
+    good = str(tmp_path / 'good.jpg')
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3),
+                                                      dtype=np.uint8)).save(good)
+    data = open(good, 'rb').read()
+    (tmp_path / 'truncated.jpg').write_bytes(data[:len(data) * 3 // 4])
+    (tmp_path / 'garbage.jpg').write_bytes(b'not an image' * 20)
+    loader = TRANSFORMS.build(dict(type='LoadImageFromFile'))
+    for name in ('truncated.jpg', 'garbage.jpg'):
+        with pytest.raises(AssertionError, match=f'failed to load image: .*{name}'):
+            loader(dict(img_path=str(tmp_path / name)))
+
+    mask_path = str(tmp_path / 'mask.png')
+    save_label_png(mask_path, np.random.default_rng(0).integers(
+        0, 5, (32, 32)).astype(np.uint8))
+    data = open(mask_path, 'rb').read()
+    (tmp_path / 'cut.png').write_bytes(data[:len(data) // 2])
+    transform = TRANSFORMS.build(dict(type='LoadCheckedAnnotations'))
+    base = dict(img_path=good, reduce_zero_label=False, seg_fields=[])
+    with pytest.raises(ValueError, match=r'cut\.png: cannot read the mask'):
+        transform(dict(base, seg_map_path=str(tmp_path / 'cut.png')))
+    with pytest.raises(FileNotFoundError, match=r'mask not found: .*absent\.png'):
+        transform(dict(base, seg_map_path=str(tmp_path / 'absent.png')))
+    (tmp_path / 'labels').mkdir()
+    (tmp_path / 'labels' / 'good.png').write_bytes(data[:len(data) // 2])
+    pseudo = TRANSFORMS.build(dict(type='LoadPseudoLabel',
+                                   label_dir=str(tmp_path / 'labels')))
+    with pytest.raises(ValueError, match=r'labels/good\.png: cannot read'):
+        pseudo(dict(img_path=good))

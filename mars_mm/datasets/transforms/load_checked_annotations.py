@@ -10,9 +10,9 @@ from .load_pseudo_label import check_label
 class LoadCheckedAnnotations(LoadAnnotations):
     """Load the ground-truth mask like ``LoadAnnotations``, then validate it.
 
-    A mask whose size differs from the image, or holding a value outside
-    ``0..num_classes-1`` other than 254/255, raises an error naming the mask file
-    instead of training on garbage.
+    A missing, truncated or corrupt mask, a mask whose size differs from the image,
+    or one holding a value outside ``0..num_classes-1`` other than 254/255, raises an
+    error naming the mask file instead of training on garbage.
 
     Required Keys:
 
@@ -37,7 +37,15 @@ class LoadCheckedAnnotations(LoadAnnotations):
         if not results.get('seg_map_path'):
             raise KeyError(f'{results.get("img_path")}: no seg_map_path (the split '
                            'has no masks; drop LoadCheckedAnnotations)')
-        results = super().transform(results)
+        try:
+            results = super().transform(results)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f'mask not found: {results["seg_map_path"]}'
+                                    ) from err
+        except (OSError, SyntaxError, ValueError) as err:
+            # PIL's messages ("image file is truncated") do not name the file
+            raise ValueError(f'{results["seg_map_path"]}: cannot read the mask '
+                             f'({err})') from err
         check_label(results['gt_seg_map'], results['seg_map_path'],
                     results.get('num_classes'),
                     results.get('ori_shape', results.get('img_shape')))
