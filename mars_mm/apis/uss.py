@@ -199,3 +199,73 @@ def evaluate_uss(cfg: Config, checkpoint: str, split: str = 'test') -> dict:
     drop_save_best_for_testing(cfg)
     runner = Runner.from_cfg(cfg)
     return runner.test()
+
+
+def _to_grid(label: np.ndarray, grid: Tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map to the embedding grid."""
+    tensor = torch.from_numpy(label.astype(np.int64))[None, None].float()
+    return torch.nn.functional.interpolate(tensor, size=grid, mode='nearest')[
+        0, 0].numpy().astype(np.int64)
+
+
+def context_separation(emb_dir: str, dataset, context_dir: str,
+                       class_ids: Sequence[int]) -> Dict[int, Dict[str, float]]:
+    """How well embeddings separate planted context from the class it co-occurs
+    with (the property MARS relies on), on the planted-bias dataset.
+
+    For a biased class ``c``: *context with c* are context pixels (``context_dir``
+    mask 1, ground truth background) of images containing ``c``; *context elsewhere*
+    the same in images without ``c``; *object* the pixels of ``c``. Labels are
+    resized to the embedding grid (nearest).
+
+    Returns:
+        dict: per class id, ``cos_context_elsewhere`` and ``cos_object`` (mean
+        cosine of context-with-c pixels to each set), their ``gap``, and
+        ``closer_to_context``: the fraction of context-with-c pixels whose mean
+        cosine to context elsewhere exceeds that to the object.
+    """
+    from mars_mm.core.uss_eval import SetCosine
+    from mars_mm.utils.io import load_label_png
+    per_image = []
+    stats = None
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        stem = stem_of(info['img_path'])
+        path = osp.join(emb_dir, stem + '.npy')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'embedding missing for {stem}: {path}')
+        emb = np.load(path).astype(np.float32)
+        grid = emb.shape[1:]
+        gt = _to_grid(load_label_png(info['seg_map_path']), grid)
+        context = _to_grid(load_label_png(osp.join(context_dir, stem + '.png')), grid)
+        vectors = emb.reshape(emb.shape[0], -1).T
+        stats = stats or SetCosine(emb.shape[0])
+        context_bg = ((context > 0) & (gt == 0)).ravel()
+        for cls in class_ids:
+            present = bool((gt == cls).any())
+            if present:
+                stats.add(f'{cls}/with', vectors[context_bg])
+                stats.add(f'{cls}/object', vectors[(gt == cls).ravel()])
+            else:
+                stats.add(f'{cls}/elsewhere', vectors[context_bg])
+        per_image.append((vectors, context_bg, gt.ravel()))
+    results = {}
+    for cls in class_ids:
+        towards_context = stats.mean_direction(f'{cls}/elsewhere')
+        towards_object = stats.mean_direction(f'{cls}/object')
+        closer, total = 0, 0
+        for vectors, context_bg, gt in per_image:
+            if not (gt == cls).any():
+                continue
+            chosen = vectors[context_bg]
+            unit = chosen / np.maximum(np.linalg.norm(chosen, axis=1, keepdims=True),
+                                       1e-12)
+            closer += int((unit @ towards_context > unit @ towards_object).sum())
+            total += len(unit)
+        elsewhere = stats.mean_cosine(f'{cls}/with', f'{cls}/elsewhere')
+        obj = stats.mean_cosine(f'{cls}/with', f'{cls}/object')
+        results[cls] = dict(cos_context_elsewhere=elsewhere, cos_object=obj,
+                            gap=elsewhere - obj,
+                            closer_to_context=closer / total if total else np.nan,
+                            context_pixels=total)
+    return results

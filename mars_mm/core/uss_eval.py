@@ -71,3 +71,35 @@ def uss_scores(counts: np.ndarray) -> Dict[str, np.ndarray]:
     return dict(iou=iou,
                 miou=np.nanmean(iou) if np.isfinite(iou).any() else np.nan,
                 pixel_acc=scores['pixel_acc'], mapping=mapping)
+
+
+class SetCosine:
+    """Mean cosine similarity between two growing sets of vectors, in O(N).
+
+    For unit vectors, ``mean_{a in A, b in B} a . b = (sum A / |A|) . (sum B / |B|)``,
+    so each set only needs its running sum of normalised vectors and its size.
+    """
+
+    def __init__(self, dims: int) -> None:
+        self.sums: Dict[str, np.ndarray] = {}
+        self.counts: Dict[str, int] = {}
+        self.dims = dims
+
+    def add(self, name: str, vectors: np.ndarray) -> None:
+        """Add ``(N, D)`` vectors (normalised here) to set ``name``."""
+        vectors = np.asarray(vectors, dtype=np.float64).reshape(-1, self.dims)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit = vectors / np.maximum(norms, 1e-12)
+        self.sums[name] = self.sums.get(name, np.zeros(self.dims)) + unit.sum(axis=0)
+        self.counts[name] = self.counts.get(name, 0) + len(unit)
+
+    def mean_direction(self, name: str) -> np.ndarray:
+        """Mean of the set's unit vectors (not renormalised)."""
+        if not self.counts.get(name):
+            return np.full(self.dims, np.nan)
+        return self.sums[name] / self.counts[name]
+
+    def mean_cosine(self, first: str, second: str) -> float:
+        """Mean cosine over all pairs (a in first, b in second); NaN if one is
+        empty."""
+        return float(self.mean_direction(first) @ self.mean_direction(second))
