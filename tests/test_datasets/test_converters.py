@@ -251,4 +251,5 @@ def test_coco_dataset_reads_converter_output(tmp_path):
         json.dump(tags, handle)
     with pytest.warns(UserWarning, match='skipped 1 images'):
         dataset = DATASETS.build(args)
-    assert [d['img_tags'].tolist() for d in dataset.load_data_list()] == [[1, 17], [80]]
+    assert [dataset.get_data_info(i)['img_tags'].tolist()
+            for i in range(len(dataset))] == [[1, 17], [80]]
