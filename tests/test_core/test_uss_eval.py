@@ -45,3 +45,17 @@ def test_cluster_confusion_ignores_255():
     clusters = np.array([[2, 0, 1], [0, 2, 2]])
     counts = cluster_confusion(gt, clusters, num_classes=2, num_clusters=3)
     assert counts.tolist() == [[0, 0, 2], [2, 0, 1]]
+
+
+def test_set_cosine_equals_mean_over_pairs():
+    from mars_mm.core.uss_eval import SetCosine
+    rng = np.random.default_rng(0)
+    first, second = rng.normal(size=(7, 4)), rng.normal(size=(5, 4))
+    stats = SetCosine(4)
+    stats.add('a', first[:3])
+    stats.add('a', first[3:])  # sets grow over several images
+    stats.add('b', second)
+    expected = np.mean([a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+                        for a in first for b in second])
+    assert stats.mean_cosine('a', 'b') == pytest.approx(expected)
+    assert np.isnan(stats.mean_cosine('a', 'empty'))
