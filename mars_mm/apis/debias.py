@@ -346,12 +346,17 @@ def _write_image_centroids(sample: Sample, settings: DebiasSettings,
 
 def compute_centroids(samples: Sequence[Sample], settings: DebiasSettings,
                       mean: Optional[np.ndarray], resume: bool = True) -> None:
-    """Pass 1: per-image centroid files, sharded over ranks, one image at a time."""
+    """Pass 1: per-image centroid files, sharded over ranks, one image at a time.
+
+    With ``num_workers`` the images of a rank are spread over a process pool; each
+    worker still holds one image at a time.
+    """
     _check_pass1_params(settings)
     run_offline_job(
         list(samples), partial(_write_image_centroids, settings=settings, mean=mean),
         output_path=lambda sample: settings.image_centroid_path(sample.stem),
-        num_workers=0, desc='debias pass 1: centroids', resume=resume)
+        num_workers=settings.num_workers, desc='debias pass 1: centroids',
+        resume=resume, chunksize=8)
 
 
 def _read_npy_chunks(path: str, chunk_rows: int) -> Iterator[np.ndarray]:

@@ -47,7 +47,7 @@ The centroid vectors themselves, ``(T, D)`` float32 in the same row order, are i
 ``<out>/centroid_vectors.npy`` (written and read in chunks, so memory stays flat).
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from mars_mm.core.crf import CRFParams, dense_crf
-from mars_mm.core.kmeans import batched_spherical_kmeans
+from mars_mm.core.kmeans import grouped_spherical_kmeans
 from mars_mm.utils.io import BIASED_INDEX, IGNORE_INDEX
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
@@ -87,16 +87,26 @@ class Refinement:
         gamma: exponent on the background channel for the CRF **[decision]**.
         threshold: cut-off of the threshold method **[decision]**.
         crf: dense-CRF parameters.
+        crop_margin: if set, the CRF runs only on the bounding box of the label's
+            foreground grown by this many pixels (only foreground pixels can change;
+            pixels outside the box fall back to the threshold). ``None``: whole
+            image, the paper's.
+        scale: the CRF runs on the image resized by this factor (spatial kernel
+            widths scaled alike) and its marginals are resized back; 1.0 is exact.
     """
     method: str = 'crf'
     gamma: float = 1.0
     threshold: float = 0.5
     crf: CRFParams = field(default_factory=CRFParams)
+    crop_margin: Optional[int] = None
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in ('crf', 'threshold'):
             raise ValueError(f"refinement method must be 'crf' or 'threshold', "
                              f'got {self.method!r}')
+        if not 0 < self.scale <= 1:
+            raise ValueError(f'refinement scale must lie in (0, 1], got {self.scale}')
 
     @classmethod
     def from_config(cls, cfg: Optional[dict]) -> 'Refinement':
@@ -188,16 +198,14 @@ def image_centroids(embedding: torch.Tensor, label_grid: np.ndarray,
         return ImageCentroids(np.zeros(0, np.int64), np.zeros((0, dim), np.float32),
                               np.zeros(0, np.int64))
     points = embedding.reshape(dim, -1).t()
-    members = [torch.nonzero(flat_label == c).squeeze(1) for c in classes]
-    max_points = max(len(index) for index in members)
-    batch = points.new_zeros(len(classes), max_points, dim)
-    mask = torch.zeros(len(classes), max_points, dtype=torch.bool,
-                       device=points.device)
-    for group, index in enumerate(members):
-        batch[group, :len(index)] = points[index.to(points.device)]
-        mask[group, :len(index)] = True
+    class_tensor = torch.as_tensor(classes)
+    member = flat_label[:, None] == class_tensor[None, :]
+    keep = member.any(dim=1)
+    groups = member[keep].to(torch.int64).argmax(dim=1)
     num_clusters = [k_bg if c == 0 else k_fg for c in classes]
-    result = batched_spherical_kmeans(batch, mask, num_clusters, num_iters, seed)
+    result = grouped_spherical_kmeans(points[keep.to(points.device)],
+                                      groups.to(points.device), num_clusters,
+                                      len(classes), num_iters, seed)
     valid = result.valid.cpu().numpy()
     class_ids = np.repeat(np.asarray(classes, np.int64), valid.sum(axis=1))
     vectors = result.centroids.cpu().numpy()[valid].astype(np.float32)
@@ -348,14 +356,47 @@ def debias_map(embedding: torch.Tensor, debiased: ArrayLike, tags: Sequence[int]
     return full.clamp(0, 1).cpu().numpy().astype(np.float32)
 
 
+def _foreground_box(foreground: np.ndarray, margin: int) -> Tuple[slice, slice]:
+    rows = np.flatnonzero(foreground.any(axis=1))
+    cols = np.flatnonzero(foreground.any(axis=0))
+    height, width = foreground.shape
+    return (slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)),
+            slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)))
+
+
+def _crf_keep(debias: np.ndarray, image: np.ndarray,
+              refinement: Refinement) -> np.ndarray:
+    """Argmax of the CRF on ``[(1 - M)^gamma, M]``, optionally at a smaller scale."""
+    import cv2
+    params = refinement.crf
+    height, width = debias.shape
+    if refinement.scale != 1.0:
+        size = (max(1, round(width * refinement.scale)),
+                max(1, round(height * refinement.scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        debias = cv2.resize(debias, size, interpolation=cv2.INTER_LINEAR)
+        params = replace(params, gaussian_sxy=params.gaussian_sxy * refinement.scale,
+                         bilateral_sxy=params.bilateral_sxy * refinement.scale)
+    probs = np.stack([(1.0 - debias) ** refinement.gamma, debias]).astype(np.float32)
+    marginals = dense_crf(np.ascontiguousarray(image), probs, params)
+    if refinement.scale != 1.0:
+        foreground = cv2.resize(marginals[1] - marginals[0], (width, height),
+                                interpolation=cv2.INTER_LINEAR)
+        return foreground > 0
+    return marginals.argmax(axis=0) == 1
+
+
 def binarise_map(debias: np.ndarray, image: Optional[np.ndarray] = None,
-                 refinement: Refinement = Refinement()) -> np.ndarray:
+                 refinement: Refinement = Refinement(),
+                 foreground: Optional[np.ndarray] = None) -> np.ndarray:
     """Step 5: ``M_db``, True where the pixel is kept as its class.
 
     Args:
         debias: ``(H, W)`` map in [0, 1].
         image: ``(H, W, 3)`` uint8 RGB (needed by the CRF).
         refinement: method and parameters.
+        foreground: ``(H, W)`` bool, the pixels that may change (for
+            ``refinement.crop_margin``).
 
     Returns:
         np.ndarray: ``(H, W)`` bool. The CRF's argmax breaks ties towards removal,
@@ -365,8 +406,16 @@ def binarise_map(debias: np.ndarray, image: Optional[np.ndarray] = None,
         return debias > refinement.threshold
     if image is None:
         raise ValueError('CRF refinement needs the RGB image')
-    probs = np.stack([(1.0 - debias) ** refinement.gamma, debias]).astype(np.float32)
-    return dense_crf(image, probs, refinement.crf).argmax(axis=0) == 1
+    if image.shape[:2] != debias.shape:
+        raise ValueError(f'image {image.shape[:2]} and debias map {debias.shape} '
+                         'differ in size')
+    if refinement.crop_margin is None or foreground is None:
+        return _crf_keep(debias, image, refinement)
+    keep = debias > refinement.threshold
+    if foreground.any():
+        box = _foreground_box(foreground, refinement.crop_margin)
+        keep[box] = _crf_keep(debias[box], image[box], refinement)
+    return keep
 
 
 def debias_label(label: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -427,7 +476,8 @@ def debias_image(label: np.ndarray, embedding: ArrayLike, tags: Sequence[int],
     """
     label = np.asarray(label)
     keep = np.ones(label.shape, dtype=bool)
-    has_foreground = bool(((label > 0) & (label <= MAX_CLASS_ID)).any())
+    foreground = (label > 0) & (label <= MAX_CLASS_ID)
+    has_foreground = bool(foreground.any())
     tags = usable_tags(tags, debiased_valid)
     if not tags.size or not (has_foreground or always_map):
         return DebiasResult(label.astype(np.uint8, copy=True), None, keep)
@@ -437,7 +487,7 @@ def debias_image(label: np.ndarray, embedding: ArrayLike, tags: Sequence[int],
                          f'{np.asarray(debiased).shape[1]}')
     score = debias_map(unit, debiased, tags, label.shape)
     if has_foreground:
-        keep = binarise_map(score, image, refinement)
+        keep = binarise_map(score, image, refinement, foreground)
     return DebiasResult(debias_label(label, keep), score, keep)
 
 

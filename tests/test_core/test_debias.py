@@ -185,3 +185,31 @@ def test_debias_image_rules():
                                (16, 24))
     np.testing.assert_array_equal(result.debias_map, expected)
     np.testing.assert_array_equal(result.label == 254, expected <= 0.5)
+
+
+def test_fast_crf_options_agree_with_the_full_crf():
+    rng = np.random.default_rng(4)
+    height, width = 64, 96
+    image = np.full((height, width, 3), 40, np.uint8)
+    image[16:48, 24:72] = 200
+    image = np.clip(image + rng.normal(0, 5, image.shape), 0, 255).astype(np.uint8)
+    debias = np.full((height, width), 0.3, np.float32)
+    debias[16:48, 24:72] = 0.7
+    debias = np.clip(debias + rng.normal(0, 0.1, debias.shape), 0, 1)
+    foreground = np.zeros((height, width), bool)
+    foreground[10:54, 20:60] = True
+    full = core.binarise_map(debias, image, core.Refinement('crf'))
+    expected = np.zeros((height, width), bool)
+    expected[16:48, 24:72] = True
+    assert np.mean(full == expected) > 0.98
+    for options in (dict(crop_margin=8), dict(scale=0.5),
+                    dict(crop_margin=8, scale=0.5)):
+        fast = core.binarise_map(debias, image, core.Refinement('crf', **options),
+                                 foreground)
+        assert np.mean(fast[foreground] == full[foreground]) > 0.97, options
+    cropped = core.binarise_map(debias, image, core.Refinement('crf', crop_margin=2),
+                                foreground)
+    # outside the grown box only the threshold decides
+    np.testing.assert_array_equal(cropped[:, 62:], debias[:, 62:] > 0.5)
+    with pytest.raises(ValueError, match='scale'):
+        core.Refinement('crf', scale=2.0)
