@@ -11,9 +11,10 @@ Three measurements, all on synthetic data in the real file formats:
 2. **The real job** (``mars_mm.apis.debias.debias_pseudo_labels``, 2 workers) on
    ``--job-images`` VOC-size images on disk: seconds per pass and the projection to
    10,582 images on 2 cores (target: 19 min, the paper's time on 64 cores).
-3. **Pass-1 peak memory** (centroids + merge, in a fresh process each) at N = 1k and
-   N = 80k simulated images: tiny 32x32 images (4x4 grid) but D = 70 and 3 foreground
-   classes + background each, i.e. COCO's centroid bookkeeping; target flat (<= 1.5x).
+3. **Pass-1 peak memory** (centroids with 2 workers + merge, in a fresh process each)
+   at N = 1k and N = 80k simulated images: tiny 32x32 images (4x4 grid, files
+   hard-linked) but D = 70 and 3 foreground classes + background each, i.e. COCO's
+   centroid bookkeeping (8 centroids per image); target flat (<= 1.5x).
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/debias.py [--skip-memory]
 """
@@ -210,15 +211,21 @@ lab, emb = osp.join(root, 'lab'), osp.join(root, 'emb')
 os.makedirs(lab, exist_ok=True); os.makedirs(emb, exist_ok=True)
 label = np.zeros((32, 32), np.uint8)
 label[:, 8:16], label[:, 16:24], label[:, 24:] = 1, 2, 3
+# 64 distinct embeddings, hard-linked under N names: cheap to create, and every
+# image still goes through the full per-image path (read, k-means, centroid file)
+save_label_png(osp.join(root, 'label.png'), label)
+for j in range(64):
+    np.save(osp.join(root, f'emb{j}.npy'),
+            rng.normal(size=(70, 4, 4)).astype(np.float16))
 samples = []
 for i in range(num):
     stem = f'{i:06d}'
-    save_label_png(osp.join(lab, stem + '.png'), label)
-    np.save(osp.join(emb, stem + '.npy'),
-            rng.normal(size=(70, 4, 4)).astype(np.float16))
+    os.link(osp.join(root, 'label.png'), osp.join(lab, stem + '.png'))
+    os.link(osp.join(root, f'emb{i % 64}.npy'), osp.join(emb, stem + '.npy'))
     samples.append(api.Sample(stem, None, np.array([1, 2, 3])))
 settings = api.DebiasSettings(pseudo_label_dir=lab, embedding_dir=emb,
-                              work_dir=osp.join(root, 'work'), num_classes=81)
+                              work_dir=osp.join(root, 'work'), num_classes=81,
+                              num_workers=int(sys.argv[3]))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.time()
 api.compute_centroids(samples, settings, None)
@@ -227,17 +234,19 @@ start = time.time()
 arrays = api.merge_centroids([s.stem for s in samples], settings, None)
 merge = time.time() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(json.dumps(dict(images=num, centroids=int(len(arrays['class_ids'])),
                       rss_before_mb=before / 1024, peak_mb=peak / 1024,
-                      pass1_s=pass1, merge_s=merge)))
+                      worker_peak_mb=workers / 1024, pass1_s=pass1, merge_s=merge)))
 '''
 
 
-def pass1_memory(num_images):
+def pass1_memory(num_images, workers=2):
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
         output = subprocess.run(
-            [sys.executable, '-c', MEMORY_CHILD, str(num_images), tmp], env=env,
+            [sys.executable, '-c', MEMORY_CHILD, str(num_images), tmp, str(workers)],
+            env=env,
             check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -292,7 +301,9 @@ def main():
         for result in results:
             print(f'  N={result["images"]:>6}  centroids {result["centroids"]:>7}  '
                   f'RSS after imports {result["rss_before_mb"]:7.1f} MB  peak '
-                  f'{result["peak_mb"]:7.1f} MB  (pass 1 {result["pass1_s"]:.0f} s, '
+                  f'{result["peak_mb"]:7.1f} MB  workers '
+                  f'{result["worker_peak_mb"]:.0f} MB  '
+                  f'(pass 1 {result["pass1_s"]:.0f} s, '
                   f'merge {result["merge_s"]:.1f} s)')
         growth = results[-1]['peak_mb'] / results[0]['peak_mb']
         print(f'  peak ratio N={results[-1]["images"]} / N={results[0]["images"]}: '
