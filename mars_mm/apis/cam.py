@@ -34,6 +34,7 @@ DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
 #: no resizing (CAMs are stored at image size), tags carried in the metainfo.
 DEFAULT_CAM_PIPELINE = [
     dict(type='LoadImageFromFile'),
+    dict(type='LoadImageTags'),
     dict(type='PackWSSSInputs'),
 ]
 
@@ -102,22 +103,33 @@ def _replace_pipeline(dataset_cfg: dict, pipeline: list) -> dict:
     return dataset_cfg
 
 
+def split_dataloader_key(cfg: Config, split: str) -> str:
+    """Config key of a split's dataloader.
+
+    For ``train`` the augmentation-free ``train_infer_dataloader`` of the base dataset
+    configs is preferred (CAM export and pseudo labels must see whole images).
+    """
+    if split == 'train' and cfg.get('train_infer_dataloader') is not None:
+        return 'train_infer_dataloader'
+    key = f'{split}_dataloader'
+    if cfg.get(key) is None:
+        raise KeyError(f'the config has no `{key}`; choose another --split')
+    return key
+
+
 def build_split_dataset(cfg: Config, split: str = 'train',
                         pipeline: Optional[list] = None):
-    """The dataset of ``cfg.<split>_dataloader`` with another pipeline.
+    """The dataset of a split (see :func:`split_dataloader_key`), another pipeline.
 
     Args:
-        cfg: a full or dataset-only config with ``train/val/test_dataloader``.
+        cfg: a full or dataset-only config with the dataloaders.
         split: ``train``, ``val`` or ``test``.
         pipeline: replaces the split's pipeline (``[]``: only the file lists are
             needed).
     """
     from mmseg.registry import DATASETS
-    key = f'{split}_dataloader'
-    if cfg.get(key) is None:
-        raise KeyError(f'the config has no `{key}`; choose another --split')
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    dataset_cfg = cfg[key]['dataset']
+    dataset_cfg = cfg[split_dataloader_key(cfg, split)]['dataset']
     if pipeline is not None:
         dataset_cfg = _replace_pipeline(dataset_cfg, pipeline)
     return DATASETS.build(dataset_cfg)
@@ -131,14 +143,6 @@ def dataset_files(dataset) -> List[Dict[str, str]]:
         files.append(dict(stem=stem_of(info['img_path']), img_path=info['img_path'],
                           seg_map_path=info.get('seg_map_path')))
     return files
-
-
-def num_classes_of(dataset) -> int:
-    """Number of classes, background included, from the dataset's metainfo."""
-    classes = dataset.metainfo.get('classes')
-    if not classes:
-        raise ValueError('the dataset metainfo lists no classes')
-    return len(classes)
 
 
 # ---------------------------------------------------------------------- CAM export
@@ -307,17 +311,15 @@ def make_pseudo_labels(cam_dir: str, dataset_config: Config, out_dir: str,
 
 
 # ---------------------------------------------------------------- CAM quality sweep
-def _sweep_one(item: Dict[str, str], cam_dir: str, thresholds: Sequence[float],
+def _sweep_one(pair: Tuple[str, str], thresholds: Sequence[float],
                num_classes: int) -> np.ndarray:
     """``(T, C, C)`` confusion matrices of one image at every threshold."""
-    cam_path = osp.join(cam_dir, item['stem'] + '.npz')
+    gt_path, cam_path = pair
     cams, keys = load_cams(cam_path)
-    if item['seg_map_path'] is None:
-        raise ValueError(f'{item["img_path"]}: the dataset gives no ground truth')
-    gt = load_label_png(item['seg_map_path'])
+    gt = load_label_png(gt_path)
     if gt.shape != cams.shape[1:]:
         raise ValueError(f'{cam_path}: CAMs are {cams.shape[1:]} but the ground truth '
-                         f'{item["seg_map_path"]} is {gt.shape}')
+                         f'{gt_path} is {gt.shape}')
     if cams.shape[0]:
         peak, best = cams.max(axis=0), keys[cams.argmax(axis=0)]
     else:
@@ -333,7 +335,8 @@ def eval_cams(cam_dir: str, dataset_config: Config, split: str = 'train',
     """mIoU of CAM labels against ground truth over background thresholds.
 
     A pixel's CAM label is the image's class with the highest CAM, or background
-    where that CAM does not exceed the threshold.
+    where that CAM does not exceed the threshold. Images and ground truth are paired
+    as for label folders (:func:`mars_mm.apis.eval_labels.dataset_gt_pairs`).
 
     Returns:
         dict: ``thresholds`` (list), ``miou`` (list per threshold), ``best``
@@ -341,32 +344,37 @@ def eval_cams(cam_dir: str, dataset_config: Config, split: str = 'train',
         :func:`~mars_mm.core.metrics.scores_from_confusion` at the best threshold),
         ``classes`` (names) and ``num_images``.
     """
-    dataset = build_split_dataset(dataset_config, split, pipeline=[])
-    files = dataset_files(dataset)
-    num_classes = num_classes_of(dataset)
+    from mars_mm.apis.eval_labels import dataset_gt_pairs
+    init_default_scope(dataset_config.get('default_scope', 'mmseg'))
+    pairs, class_names = dataset_gt_pairs(dataset_config, cam_dir, split,
+                                          suffix='.npz')
+    missing = [cam for _, cam in pairs if not osp.isfile(cam)]
+    if missing:
+        raise FileNotFoundError(f'{len(missing)} of {len(pairs)} images have no CAM '
+                                f'file (first: {missing[0]})')
+    num_classes = len(class_names)
     thresholds = [float(t) for t in thresholds]
-    process = partial(_sweep_one, cam_dir=cam_dir, thresholds=thresholds,
-                      num_classes=num_classes)
+    process = partial(_sweep_one, thresholds=thresholds, num_classes=num_classes)
     matrices = [ConfusionMatrix(num_classes) for _ in thresholds]
 
     def accumulate(counts: np.ndarray) -> None:
         for matrix, count in zip(matrices, counts):
             matrix.counts += count
 
-    bar = tqdm(total=len(files), desc=f'CAM sweep ({split})', dynamic_ncols=True)
-    if num_workers > 0 and len(files) > 1:
+    bar = tqdm(total=len(pairs), desc=f'CAM sweep ({split})', dynamic_ncols=True)
+    if num_workers > 0 and len(pairs) > 1:
         method = 'fork' if hasattr(os, 'fork') else 'spawn'
         with get_context(method).Pool(num_workers) as pool:
-            for counts in pool.imap_unordered(process, files, chunksize=8):
+            for counts in pool.imap_unordered(process, pairs, chunksize=8):
                 accumulate(counts)
                 bar.update(1)
     else:
-        for item in files:
-            accumulate(process(item))
+        for pair in pairs:
+            accumulate(process(pair))
             bar.update(1)
     bar.close()
     summaries = [matrix.summary() for matrix in matrices]
     mious = [float(summary['miou']) for summary in summaries]
     best = int(np.nanargmax(mious))
     return dict(thresholds=thresholds, miou=mious, best=best, scores=summaries[best],
-                classes=list(dataset.metainfo['classes']), num_images=len(files))
+                classes=class_names, num_images=len(pairs))

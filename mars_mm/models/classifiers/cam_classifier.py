@@ -51,6 +51,10 @@ class CAMClassifier(BaseModel):
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
+        if isinstance(data_preprocessor, dict):
+            # build it from mmseg's registry: mmengine's BaseModel would look it up in
+            # mmengine's root registry, which only finds it under the mmseg scope
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if pretrained is not None:
             if backbone.get('init_cfg') is not None:

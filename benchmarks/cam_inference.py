@@ -1,0 +1,124 @@
+"""Multi-scale + flip CAM inference: batched path vs the naive loop.
+
+Both paths run the same model on the same images and produce the stored CAMs
+(scales 1.0, 0.5, 1.5, 2.0 + flip, ReLU, resized to the image, summed, tag classes
+only, max-normalised):
+
+* ``naive``: one forward per (scale, flip), all C maps upsampled to the image,
+  un-flipped, summed; tag classes selected at the end.
+* ``batched``: :func:`mars_mm.core.cam.image_cams` - the mirrored image rides in the
+  batch, tag classes are selected before resizing, mirrored maps are added at the
+  network's resolution (one upsampling per scale). Same model object.
+* ``batched+fast``: the same through :func:`mars_mm.apis.cam.cam_function` (BatchNorm
+  folded into the convolutions, channels-last tensors), i.e. what
+  ``tools/cam/generate_cams.py`` runs.
+
+Timings are the median of ``--repeats`` rounds; the paths alternate within a round
+so that machine load hits them alike. Run with one thread for a CPU-core figure::
+
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/cam_inference.py
+"""
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from mmengine.registry import init_default_scope
+
+import mars_mm  # noqa: F401  (registers the model)
+from mars_mm.apis.cam import cam_function
+from mars_mm.core.cam import DEFAULT_SCALES, image_cams
+from mars_mm.registry import MODELS
+
+
+def naive_cams(cam_fn, image, tags, scales=DEFAULT_SCALES):
+    """The obvious loop: one forward per scale and flip, everything upsampled."""
+    height, width = image.shape[-2:]
+    total = None
+    for scale in scales:
+        size = (int(round(height * scale)), int(round(width * scale)))
+        for mirrored in (False, True):
+            x = image[None]
+            if scale != 1.0:
+                x = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+            if mirrored:
+                x = x.flip(-1)
+            cam = F.relu(cam_fn(x))
+            cam = F.interpolate(cam, size=(height, width), mode='bilinear',
+                                align_corners=False)
+            if mirrored:
+                cam = cam.flip(-1)
+            total = cam if total is None else total + cam
+    selected = total[0, torch.as_tensor(sorted(tags)) - 1]
+    return selected / (selected.flatten(1).max(dim=1).values[:, None, None] + 1e-5)
+
+
+def build_model(depth: int, width: int, num_classes: int):
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='CAMClassifier',
+        backbone=dict(type='ResNetV1c', depth=depth, stem_channels=width,
+                      base_channels=width, strides=(1, 2, 2, 1),
+                      dilations=(1, 1, 1, 2), out_indices=(3, )),
+        head=dict(type='CAMHead', in_channels=width * (32 if depth >= 50 else 8),
+                  num_classes=num_classes)))
+    model.init_weights()
+    # random BN statistics so that folding BN is not a no-op
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--depth', type=int, default=50)
+    parser.add_argument('--width', type=int, default=64, help='ResNet base channels')
+    parser.add_argument('--num-classes', type=int, default=20)
+    parser.add_argument('--height', type=int, default=188)
+    parser.add_argument('--width-px', type=int, default=250)
+    parser.add_argument('--num-images', type=int, default=4)
+    parser.add_argument('--repeats', type=int, default=3)
+    args = parser.parse_args()
+
+    model = build_model(args.depth, args.width, args.num_classes)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(args.num_images, 3, args.height, args.width_px,
+                         generator=generator)
+    tags = [sorted(torch.randperm(args.num_classes, generator=generator)[:1 + i % 3]
+                   .add(1).tolist()) for i in range(args.num_images)]
+    fast_fn = cam_function(model, channels_last=True, fuse_bn=True)
+    paths = dict(
+        naive=lambda image, t: naive_cams(model.cam, image, t),
+        batched=lambda image, t: image_cams(model.cam, image, t),
+        **{'batched+fast': lambda image, t: image_cams(fast_fn, image, t)})
+
+    times = {name: [] for name in paths}
+    outputs = {}
+    with torch.inference_mode():
+        for run in paths.values():  # warm-up (allocator, oneDNN kernels)
+            run(images[0], tags[0])
+        for _ in range(args.repeats):
+            for name, run in paths.items():
+                start = time.perf_counter()
+                outputs[name] = [run(image, t) for image, t in zip(images, tags)]
+                times[name].append(time.perf_counter() - start)
+
+    print(f'model ResNetV1c-{args.depth} (base width {args.width}), '
+          f'{args.num_classes} classes, {args.num_images} images of '
+          f'{args.height}x{args.width_px}, scales {DEFAULT_SCALES} + flip, '
+          f'{torch.get_num_threads()} thread(s), median of {args.repeats}')
+    naive = statistics.median(times['naive'])
+    for name in paths:
+        median = statistics.median(times[name])
+        diff = max(float((a - b).abs().max())
+                   for a, b in zip(outputs['naive'], outputs[name]))
+        print(f'{name:<14} {median / args.num_images * 1000:8.1f} ms/image  '
+              f'speed-up {naive / median:5.2f}x  max |diff| vs naive {diff:.2e}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,125 @@
+"""Dense-CRF pseudo labels: worker scaling and present-classes vs all classes.
+
+1. Throughput of the pseudo-label step (background score + CRF on background and the
+   image's classes + PNG write, i.e. ``mars_mm.apis.cam._pseudo_label_one`` through
+   ``run_offline_job``) on 500x375 images with 1 and 2 worker processes; parallel
+   efficiency = rate(2) / (2 * rate(1)). Only meaningful on a machine with at least
+   two idle cores: the script prints the load average next to the numbers.
+2. One COCO-like image (81 labels, 3 of them present): CRF over background + the
+   present classes (what the stages do) vs over all 81 channels (absent classes with
+   zero score), time and label agreement.
+
+    python benchmarks/crf.py [--num-images 16]
+"""
+import argparse
+import os
+import os.path as osp
+import tempfile
+import time
+from functools import partial
+
+import numpy as np
+
+from mars_mm.apis.cam import _pseudo_label_one, save_cams
+from mars_mm.core.cam import cams_with_background
+from mars_mm.core.crf import CRFParams, dense_crf
+from mars_mm.utils.offline import run_offline_job
+
+HEIGHT, WIDTH = 375, 500
+
+
+def synthetic_image(rng: np.random.Generator, num_objects: int):
+    """An RGB image with ``num_objects`` coloured ellipses and matching blurry CAMs."""
+    yy, xx = np.mgrid[:HEIGHT, :WIDTH].astype(np.float32)
+    image = np.full((HEIGHT, WIDTH, 3), 90, np.float32)
+    image += rng.normal(0, 12, image.shape)
+    cams = []
+    for _ in range(num_objects):
+        cy, cx = rng.uniform(0.2, 0.8) * HEIGHT, rng.uniform(0.2, 0.8) * WIDTH
+        ry, rx = rng.uniform(0.1, 0.25) * HEIGHT, rng.uniform(0.1, 0.25) * WIDTH
+        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+        image[inside <= 1] = rng.uniform(0, 255, 3)
+        cams.append(np.exp(-inside / 1.5))  # smooth, overshooting like real CAMs
+    image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+    return image, np.stack(cams).astype(np.float32)
+
+
+def write_inputs(folder: str, num_images: int) -> list:
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    items = []
+    for index in range(num_images):
+        image, cams = synthetic_image(rng, 2 + index % 2)
+        stem = f'img_{index:04d}'
+        img_path = osp.join(folder, f'{stem}.jpg')
+        Image.fromarray(image).save(img_path, quality=95)
+        keys = sorted(rng.choice(np.arange(1, 21), cams.shape[0], replace=False))
+        save_cams(osp.join(folder, f'{stem}.npz'), cams / cams.max(axis=(1, 2),
+                                                                    keepdims=True),
+                  keys)
+        items.append(dict(stem=stem, img_path=img_path, seg_map_path=None))
+    return items
+
+
+def time_workers(folder: str, items: list, workers: int) -> float:
+    out_dir = tempfile.mkdtemp(dir=folder)
+    process = partial(_pseudo_label_one, cam_dir=folder, out_dir=out_dir,
+                      bg_power=2.0, bg_threshold=None, crf_params=CRFParams())
+    start = time.perf_counter()
+    run_offline_job(items, process, output_path=None, num_workers=workers,
+                    show_progress=False, shard_over_ranks=False)
+    return len(items) / (time.perf_counter() - start)
+
+
+def present_vs_all(repeats: int) -> None:
+    rng = np.random.default_rng(1)
+    image, cams = synthetic_image(rng, 3)
+    cams /= cams.max(axis=(1, 2), keepdims=True)
+    keys = np.array([7, 33, 61])
+    scores, label_ids = cams_with_background(cams, keys, bg_power=2.0)
+    full = np.zeros((81, HEIGHT, WIDTH), np.float32)
+    full[label_ids] = scores
+    timings = {}
+    for name, probs in (('present (4 labels)', scores), ('all 81 labels', full)):
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            refined = dense_crf(image, probs)
+            runs.append(time.perf_counter() - start)
+        timings[name] = (min(runs), refined)
+    present_labels = label_ids[timings['present (4 labels)'][1].argmax(0)]
+    all_labels = timings['all 81 labels'][1].argmax(0)
+    for name, (seconds, _) in timings.items():
+        print(f'  {name:<20} {seconds * 1000:8.1f} ms')
+    ratio = timings['all 81 labels'][0] / timings['present (4 labels)'][0]
+    print(f'  present-classes speed-up {ratio:.1f}x, label agreement '
+          f'{(present_labels == all_labels).mean() * 100:.2f}%')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--num-images', type=int, default=16)
+    parser.add_argument('--repeats', type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        items = write_inputs(folder, args.num_images)
+        rates = {1: [], 2: []}
+        for _ in range(args.repeats):
+            for workers in (1, 2):
+                rates[workers].append(time_workers(folder, items, workers))
+        best = {workers: max(values) for workers, values in rates.items()}
+        print(f'pseudo labels, {args.num_images} images of {WIDTH}x{HEIGHT} '
+              f'(2-3 classes + background), CRF 10 iterations, best of '
+              f'{args.repeats}; {os.cpu_count()} CPUs, load average before: '
+              f'{os.getloadavg()[0]:.2f}')
+        for workers in (1, 2):
+            print(f'  {workers} worker(s): {best[workers]:6.2f} images/s')
+        print(f'  parallel efficiency (2 workers): '
+              f'{best[2] / (2 * best[1]):.2f}')
+    print(f'COCO-like image {WIDTH}x{HEIGHT}, 3 classes present, best of '
+          f'{args.repeats}:')
+    present_vs_all(args.repeats)
+
+
+if __name__ == '__main__':
+    main()
