@@ -690,3 +690,63 @@ def debias_from_config(cfg: Any, resume: bool = True, report: bool = True,
     else:
         debias_pseudo_labels(samples, settings, resume=resume, report=report)
     return settings
+
+
+# --------------------------------------------------------------- evaluation
+def evaluate_debiasing(stems: Sequence[str], gt_dir: str, baseline_dir: str,
+                       debiased_dir: str, num_classes: int,
+                       context_dir: Optional[str] = None,
+                       biased_classes: Sequence[int] = ()) -> Dict[str, Any]:
+    """Baseline vs debiased pseudo labels against GT, and removal vs known context.
+
+    254 and 255 in a pseudo label count as background (``map_special_labels``).
+    With ``context_dir`` (``<stem>.png``, non-zero = planted context): removal
+    precision (removed pixels that are context), recall (context pixels the baseline
+    called foreground that were removed) and the share of true object pixels removed.
+
+    Returns:
+        dict: ``baseline`` / ``debiased`` scores (:func:`scores_from_confusion`),
+        ``removal`` counts and ratios (overall and per biased class).
+    """
+    baseline_cm, debiased_cm = ConfusionMatrix(num_classes), \
+        ConfusionMatrix(num_classes)
+    totals: Dict[str, int] = {}
+    per_class: Dict[int, Dict[str, int]] = {c: {} for c in biased_classes}
+    for stem in stems:
+        gt = load_label_png(osp.join(gt_dir, stem + '.png'))
+        baseline = load_pseudo_label(osp.join(baseline_dir, stem + '.png'),
+                                     num_classes)
+        debiased = load_pseudo_label(osp.join(debiased_dir, stem + '.png'),
+                                     num_classes)
+        if not gt.shape == baseline.shape == debiased.shape:
+            raise ValueError(f'{stem}: GT {gt.shape}, baseline {baseline.shape} and '
+                             f'debiased {debiased.shape} differ in size')
+        baseline_cm.update(gt, map_special_labels(baseline))
+        debiased_cm.update(gt, map_special_labels(debiased))
+        if context_dir is None:
+            continue
+        context = load_label_png(osp.join(context_dir, stem + '.png')) > 0
+        for key, value in core.removal_counts(gt, baseline, debiased,
+                                              context).items():
+            totals[key] = totals.get(key, 0) + value
+        for class_id, counts in per_class.items():
+            own = baseline == class_id
+            for key, value in core.removal_counts(
+                    np.where(gt == class_id, gt, 0), np.where(own, baseline, 0),
+                    debiased, context).items():
+                counts[key] = counts.get(key, 0) + value
+
+    def ratios(counts: Dict[str, int]) -> Dict[str, Any]:
+        def share(num: str, den: str) -> Optional[float]:
+            return 100.0 * counts[num] / counts[den] if counts.get(den) else None
+        return dict(counts, precision=share('removed_context', 'removed'),
+                    recall=share('removed_context', 'context_fg'),
+                    object_removed=share('removed_object', 'object_fg'),
+                    object_removed_of_all=share('removed_object', 'object'))
+
+    result = dict(num_images=len(stems), baseline=baseline_cm.summary(),
+                  debiased=debiased_cm.summary())
+    if context_dir is not None:
+        result['removal'] = ratios(totals)
+        result['removal_per_class'] = {c: ratios(v) for c, v in per_class.items()}
+    return result

@@ -505,3 +505,33 @@ def removal_stats(baseline: np.ndarray, debiased: np.ndarray,
     return dict(
         foreground=np.bincount(baseline[foreground], minlength=num_classes),
         removed=np.bincount(baseline[removed], minlength=num_classes))
+
+
+def removal_counts(gt: np.ndarray, baseline: np.ndarray, debiased: np.ndarray,
+                   context: np.ndarray) -> Dict[str, int]:
+    """Pixel counts that score a debiasing against known context (one image).
+
+    Args:
+        gt: ``(H, W)`` ground truth (0 background, 1..C objects, 255 ignored).
+        baseline: ``(H, W)`` baseline pseudo label.
+        debiased: ``(H, W)`` debiased label (254 = removed).
+        context: ``(H, W)`` bool, planted context (background in the GT).
+
+    Returns:
+        dict: ``removed`` (baseline foreground marked 254), ``removed_context``,
+        ``context_fg`` (context the baseline called foreground),
+        ``removed_object`` / ``object_fg`` (true object pixels, removed / called
+        foreground by the baseline) and ``object`` (all true object pixels).
+    """
+    baseline = np.asarray(baseline)
+    foreground = (baseline > 0) & (baseline <= MAX_CLASS_ID)
+    removed = foreground & (np.asarray(debiased) == BIASED_INDEX)
+    context = np.asarray(context, dtype=bool)
+    gt = np.asarray(gt)
+    obj = (gt > 0) & (gt != IGNORE_INDEX)
+    return dict(removed=int(removed.sum()),
+                removed_context=int((removed & context).sum()),
+                context_fg=int((foreground & context).sum()),
+                removed_object=int((removed & obj).sum()),
+                object_fg=int((foreground & obj).sum()),
+                object=int(obj.sum()))

@@ -187,3 +187,18 @@ def test_bad_inputs_name_the_file(scene, tmp_path):
         api.load_embedding(str(tmp_path / 'missing.npy'))
     with pytest.raises(ValueError, match='centring'):
         _settings(scene, tmp_path, centring='yes')
+
+
+def test_evaluate_debiasing_on_the_scene(scene, tmp_path):
+    settings = _settings(scene, tmp_path, refinement=dict(type='threshold'))
+    api.debias_pseudo_labels(scene_samples(scene), settings, report=False)
+    result = api.evaluate_debiasing(scene['stems'], scene['gt'], scene['pseudo'],
+                                    osp.join(str(tmp_path), 'labels'), NUM_CLASSES,
+                                    scene['context'], biased_classes=[1])
+    removal = result['removal']
+    # every water pixel was painted boat and is removed; object losses are edges only
+    assert removal['recall'] == 100.0
+    assert removal['context_fg'] == 6 * 2 * 8 * 64 - 6 * 8 * 32  # water minus hull
+    assert removal['precision'] > 95 and removal['object_removed'] < 5
+    assert result['removal_per_class'][1]['recall'] == 100.0
+    assert result['debiased']['iou'][1] > result['baseline']['iou'][1] + 30

@@ -213,3 +213,13 @@ def test_fast_crf_options_agree_with_the_full_crf():
     np.testing.assert_array_equal(cropped[:, 62:], debias[:, 62:] > 0.5)
     with pytest.raises(ValueError, match='scale'):
         core.Refinement('crf', scale=2.0)
+
+
+def test_removal_counts_hand_worked():
+    gt = np.array([[0, 0, 1, 1, 255]])
+    baseline = np.array([[0, 1, 1, 1, 1]])
+    debiased = np.array([[0, 254, 254, 1, 254]])
+    context = np.array([[1, 1, 0, 0, 0]], bool)
+    assert core.removal_counts(gt, baseline, debiased, context) == dict(
+        removed=3, removed_context=1, context_fg=1, removed_object=1, object_fg=2,
+        object=2)
