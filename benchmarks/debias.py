@@ -213,14 +213,15 @@ label = np.zeros((32, 32), np.uint8)
 label[:, 8:16], label[:, 16:24], label[:, 24:] = 1, 2, 3
 # 64 distinct embeddings, hard-linked under N names: cheap to create, and every
 # image still goes through the full per-image path (read, k-means, centroid file)
-save_label_png(osp.join(root, 'label.png'), label)
+# (64 sources each: a file system caps the links per inode, ext4 at 65,000)
 for j in range(64):
+    save_label_png(osp.join(root, f'label{j}.png'), label)
     np.save(osp.join(root, f'emb{j}.npy'),
             rng.normal(size=(70, 4, 4)).astype(np.float16))
 samples = []
 for i in range(num):
     stem = f'{i:06d}'
-    os.link(osp.join(root, 'label.png'), osp.join(lab, stem + '.png'))
+    os.link(osp.join(root, f'label{i % 64}.png'), osp.join(lab, stem + '.png'))
     os.link(osp.join(root, f'emb{i % 64}.npy'), osp.join(emb, stem + '.npy'))
     samples.append(api.Sample(stem, None, np.array([1, 2, 3])))
 settings = api.DebiasSettings(pseudo_label_dir=lab, embedding_dir=emb,
@@ -244,11 +245,13 @@ print(json.dumps(dict(images=num, centroids=int(len(arrays['class_ids'])),
 def pass1_memory(num_images, workers=2):
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-        output = subprocess.run(
+        process = subprocess.run(
             [sys.executable, '-c', MEMORY_CHILD, str(num_images), tmp, str(workers)],
-            env=env,
-            check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+            env=env, capture_output=True, text=True)
+    if process.returncode:
+        raise RuntimeError(f'memory run at N={num_images} failed:\n'
+                           f'{process.stderr[-3000:]}')
+    return json.loads(process.stdout.strip().splitlines()[-1])
 
 
 def main():
