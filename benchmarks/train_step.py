@@ -183,6 +183,8 @@ def main() -> None:
           f'memory {memory["plain"]:8.0f} MB')
     print(f'MARSEncoderDecoder     step {mars_median:7.3f} s   '
           f'memory {memory["mars"]:8.0f} MB')
+    print('per-step times (s): plain ' + ' '.join(f'{t:.2f}' for t in times['plain'])
+          + ' | mars ' + ' '.join(f'{t:.2f}' for t in times['mars']))
     print(f'ratio MARS / plain     time {mars_median / plain_median:.3f}x   '
           f'memory {memory["mars"] / memory["plain"]:.3f}x   (target time <= 1.35x)')
 
