@@ -750,3 +750,36 @@ def evaluate_debiasing(stems: Sequence[str], gt_dir: str, baseline_dir: str,
         result['removal'] = ratios(totals)
         result['removal_per_class'] = {c: ratios(v) for c, v in per_class.items()}
     return result
+
+
+# ------------------------------------------------------- oracle inputs (analysis)
+def oracle_embedding(gt: np.ndarray, context: np.ndarray, num_classes: int,
+                     stride: int = 8) -> np.ndarray:
+    """A perfect USS embedding: one-hot (plain background, context, classes 1..C).
+
+    Averaged over ``stride x stride`` cells (the grid of a real export), so cells on
+    a boundary mix their regions. 255 pixels count as plain background.
+
+    Returns:
+        np.ndarray: ``(C + 1, ceil(H / stride), ceil(W / stride))`` float16.
+    """
+    height, width = gt.shape
+    code = np.where((gt > 0) & (gt < num_classes), gt.astype(np.int64) + 1, 0)
+    code[(code == 0) & np.asarray(context, bool)] = 1
+    one_hot = np.eye(num_classes + 1, dtype=np.float32)[code]
+    grid_h, grid_w = -(-height // stride), -(-width // stride)
+    padded = np.pad(one_hot, ((0, grid_h * stride - height),
+                              (0, grid_w * stride - width), (0, 0)), mode='edge')
+    pooled = padded.reshape(grid_h, stride, grid_w, stride, -1).mean(axis=(1, 3))
+    return pooled.transpose(2, 0, 1).astype(np.float16)
+
+
+def oracle_biased_label(gt: np.ndarray, context: np.ndarray,
+                        biased_classes: Sequence[int]) -> np.ndarray:
+    """A perfectly *biased* baseline: the GT with its context painted as the first
+    biased class present in the image (unchanged if none is present)."""
+    label = np.asarray(gt).astype(np.uint8, copy=True)
+    present = [c for c in biased_classes if (label == c).any()]
+    if present:
+        label[np.asarray(context, bool) & (label == 0)] = present[0]
+    return label

@@ -202,3 +202,19 @@ def test_evaluate_debiasing_on_the_scene(scene, tmp_path):
     assert removal['precision'] > 95 and removal['object_removed'] < 5
     assert result['removal_per_class'][1]['recall'] == 100.0
     assert result['debiased']['iou'][1] > result['baseline']['iou'][1] + 30
+
+
+def test_oracle_inputs_hand_worked():
+    gt = np.zeros((4, 6), np.uint8)
+    gt[:2, :2] = 2
+    gt[0, 5] = 255
+    context = np.zeros((4, 6), bool)
+    context[2:, :] = True
+    embedding = api.oracle_embedding(gt, context, num_classes=3, stride=2)
+    assert embedding.shape == (4, 2, 3) and embedding.dtype == np.float16
+    np.testing.assert_array_equal(embedding[:, 0, 0], [0, 0, 0, 1])  # class 2
+    np.testing.assert_array_equal(embedding[:, 1, 1], [0, 1, 0, 0])  # context
+    np.testing.assert_array_equal(embedding[:, 0, 2], [1, 0, 0, 0])  # plain + 255
+    label = api.oracle_biased_label(gt, context, biased_classes=[1, 2])
+    assert set(np.unique(label[context])) == {2}
+    np.testing.assert_array_equal(api.oracle_biased_label(gt, context, [1]), gt)
