@@ -12,7 +12,7 @@ _base_ = [
 crop_size = (512, 512)
 num_classes = 21
 # Stage 3 output (tools/mars/debias.py): values 0..20, 254 = removed, 255 = ignore.
-debiased_label_dir = 'work_dirs/mars/voc12aug/debias/labels'
+debiased_label_dir = 'work_dirs/mars/debias_voc/labels'
 data_preprocessor = dict(size=crop_size)
 model = dict(
     type='MARSEncoderDecoder',

@@ -11,7 +11,7 @@ _base_ = [
 ]
 crop_size = (512, 512)
 num_classes = 81
-debiased_label_dir = 'work_dirs/mars/coco2014/debias/labels'
+debiased_label_dir = 'work_dirs/mars/debias_coco/labels'
 data_preprocessor = dict(size=crop_size)
 model = dict(
     type='MARSEncoderDecoder',

@@ -2,7 +2,7 @@
 # debiased labels (254 = removed) with EMA-teacher complementing + weighted CE.
 # Row (c) of the toy Table-6 ablation (configs/mars/README.md).
 _base_ = ['./deeplabv3plus_r18-d8_1xb8-500it_planted-128x128.py']
-label_dir = 'work_dirs/mars/planted_bias/labels'  # Stage 3 output
+label_dir = 'work_dirs/mars/debias_planted_bias/labels'  # Stage 3 output
 model = dict(
     type='MARSEncoderDecoder',
     biased_pixels='complement',
