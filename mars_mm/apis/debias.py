@@ -754,19 +754,26 @@ def evaluate_debiasing(stems: Sequence[str], gt_dir: str, baseline_dir: str,
 
 # ------------------------------------------------------- oracle inputs (analysis)
 def oracle_embedding(gt: np.ndarray, context: np.ndarray, num_classes: int,
-                     stride: int = 8) -> np.ndarray:
-    """A perfect USS embedding: one-hot (plain background, context, classes 1..C).
+                     stride: int = 8, context_weight: float = 0.5) -> np.ndarray:
+    """An ideal USS embedding for MARS, from the GT and the planted-context mask.
 
-    Averaged over ``stride x stride`` cells (the grid of a real export), so cells on
-    a boundary mix their regions. 255 pixels count as plain background.
+    Channels: plain background, context, classes 1..C. Objects and plain background
+    are one-hot; a context pixel is ``(1 - w) * background + w * context``
+    (``w = context_weight``): context is background *stuff* with a look of its own,
+    the property MARS relies on (``w = 1`` makes it as unlike background as an
+    object, and MARS cannot tell them apart). Averaged over ``stride x stride``
+    cells, so boundary cells mix their regions; 255 pixels count as background.
 
     Returns:
         np.ndarray: ``(C + 1, ceil(H / stride), ceil(W / stride))`` float16.
     """
     height, width = gt.shape
     code = np.where((gt > 0) & (gt < num_classes), gt.astype(np.int64) + 1, 0)
-    code[(code == 0) & np.asarray(context, bool)] = 1
-    one_hot = np.eye(num_classes + 1, dtype=np.float32)[code]
+    is_context = (code == 0) & np.asarray(context, bool)
+    vectors = np.eye(num_classes + 1, dtype=np.float32)
+    one_hot = vectors[code]
+    one_hot[is_context] = (1 - context_weight) * vectors[0] + \
+        context_weight * vectors[1]
     grid_h, grid_w = -(-height // stride), -(-width // stride)
     padded = np.pad(one_hot, ((0, grid_h * stride - height),
                               (0, grid_w * stride - width), (0, 0)), mode='edge')

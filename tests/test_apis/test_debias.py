@@ -213,7 +213,7 @@ def test_oracle_inputs_hand_worked():
     embedding = api.oracle_embedding(gt, context, num_classes=3, stride=2)
     assert embedding.shape == (4, 2, 3) and embedding.dtype == np.float16
     np.testing.assert_array_equal(embedding[:, 0, 0], [0, 0, 0, 1])  # class 2
-    np.testing.assert_array_equal(embedding[:, 1, 1], [0, 1, 0, 0])  # context
+    np.testing.assert_array_equal(embedding[:, 1, 1], [.5, .5, 0, 0])  # context
     np.testing.assert_array_equal(embedding[:, 0, 2], [1, 0, 0, 0])  # plain + 255
     label = api.oracle_biased_label(gt, context, biased_classes=[1, 2])
     assert set(np.unique(label[context])) == {2}

@@ -6,9 +6,10 @@
 
 Writes, for a planted-bias dataset (GT masks + ``PlantedContext/``):
 
-* ``OUT_DIR/embeddings/<stem>.npy``: a perfect USS embedding (one-hot plain
-  background / context / class, pooled at stride 8): run the debias tool with it to
-  measure what MARS does when USS is perfect;
+* ``OUT_DIR/embeddings/<stem>.npy``: an ideal USS embedding (one-hot plain
+  background / class, context = background mixed with a context channel by
+  ``--context-weight``, pooled at stride 8): run the debias tool with it to measure
+  what MARS does when USS is ideal;
 * ``OUT_DIR/labels/<stem>.png``: a perfectly biased baseline (GT + context painted
   as the co-occurring class): run it to measure MARS without CAM errors.
 """
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument('--split', default='ImageSets/Segmentation/train.txt')
     parser.add_argument('--num-classes', type=int)
     parser.add_argument('--biased', help='comma-separated class ids')
+    parser.add_argument('--context-weight', type=float, default=0.5)
     args = parser.parse_args()
     meta_path = osp.join(args.data_root, 'meta.json')
     meta = json.load(open(meta_path)) if osp.isfile(meta_path) else {}
@@ -44,7 +46,8 @@ def main() -> None:
         context = load_label_png(osp.join(args.data_root, 'PlantedContext',
                                           stem + '.png')) > 0
         save_array(osp.join(args.out_dir, 'embeddings', stem + '.npy'),
-                   oracle_embedding(gt, context, num_classes))
+                   oracle_embedding(gt, context, num_classes,
+                                    context_weight=args.context_weight))
         save_label_png(osp.join(args.out_dir, 'labels', stem + '.png'),
                        oracle_biased_label(gt, context, biased))
     print(f'{len(stems)} oracle embeddings and labels in {args.out_dir}')
