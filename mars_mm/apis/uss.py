@@ -17,7 +17,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mars_mm.apis.cam import build_split_dataset, stem_of
+from mars_mm.apis.cam import stem_of
 from mars_mm.core.knn import centre_features, cosine_topk
 from mars_mm.core.multiscale import multiscale_dense
 from mars_mm.datasets.uss_pair_dataset import image_stems, write_knn_file
@@ -58,13 +58,24 @@ def build_uss_model(cfg: Config, checkpoint: Optional[str] = None,
 
 
 def uss_image_dataset(cfg: Config, split: str = 'train'):
-    """The plain image dataset of a split (the pair wrapper removed)."""
-    dataset_cfg = cfg[f'{split}_dataloader']['dataset']
+    """The plain image dataset of ``cfg.<split>_dataloader`` (a
+    :class:`USSPairDataset` unwrapped), read with ``uss_image_pipeline``.
+
+    Training, the kNN file and the export must index the very same image list, so
+    this always takes the dataset the dataloader trains on (never a separate
+    inference split with other skip rules).
+    """
+    from mmseg.registry import DATASETS
+    key = f'{split}_dataloader'
+    if cfg.get(key) is None:
+        raise KeyError(f'the config has no `{key}`')
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    dataset_cfg = copy.deepcopy(cfg[key]['dataset'])
     if dataset_cfg.get('type') == 'USSPairDataset':
-        cfg = copy.deepcopy(cfg)
-        cfg[f'{split}_dataloader']['dataset'] = dataset_cfg['dataset']
-    pipeline = cfg.get('uss_image_pipeline', None) or DEFAULT_IMAGE_PIPELINE
-    return build_split_dataset(cfg, split, pipeline)
+        dataset_cfg = dataset_cfg['dataset']
+    dataset_cfg['pipeline'] = copy.deepcopy(
+        cfg.get('uss_image_pipeline', None) or DEFAULT_IMAGE_PIPELINE)
+    return DATASETS.build(dataset_cfg)
 
 
 def _normalised(model: torch.nn.Module, item: dict) -> torch.Tensor:
