@@ -6,6 +6,7 @@ killed at any moment leaves either the old state or the complete new file, never
 truncated one. Resume logic can then trust that an existing file is complete.
 """
 import contextlib
+import functools
 import os
 import os.path as osp
 import tempfile
@@ -66,8 +67,19 @@ def is_temporary(filename: str) -> bool:
     return osp.basename(filename).startswith('.tmp-')
 
 
-def save_label_png(path: str, label: np.ndarray, palette: bool = True) -> None:
-    """Write a ``(H, W)`` label map of values 0..255 as a (palette) PNG, atomically."""
+@functools.lru_cache(maxsize=1)
+def _flat_palette() -> tuple:
+    return tuple(voc_palette().flatten().tolist())
+
+
+def save_label_png(path: str, label: np.ndarray, palette: bool = True,
+                   compress_level: int = 1) -> None:
+    """Write a ``(H, W)`` label map of values 0..255 as a (palette) PNG, atomically.
+
+    zlib level 1 is the default: label maps are long runs, so higher levels make
+    files barely smaller but cost about 3x the time (measured on COCO-size masks:
+    a third of the COCO converter's per-image time at PIL's default level).
+    """
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f'{path}: a label map must be 2-D, got shape {label.shape}')
@@ -76,9 +88,9 @@ def save_label_png(path: str, label: np.ndarray, palette: bool = True) -> None:
                          f'{label.min()}..{label.max()}')
     image = Image.fromarray(label.astype(np.uint8), mode='P' if palette else 'L')
     if palette:
-        image.putpalette(voc_palette().flatten().tolist())
+        image.putpalette(_flat_palette())
     with atomic_write(path) as tmp:
-        image.save(tmp, format='PNG')
+        image.save(tmp, format='PNG', compress_level=compress_level)
 
 
 def load_label_png(path: str) -> np.ndarray:
