@@ -12,6 +12,8 @@ only, max-normalised):
 * ``batched+fast``: the same through :func:`mars_mm.apis.cam.cam_function` (BatchNorm
   folded into the convolutions, channels-last tensors), i.e. what
   ``tools/cam/generate_cams.py`` runs.
+* ``images+fast``: also all same-size images in one batch per scale
+  (:func:`mars_mm.core.cam.batch_image_cams`; e.g. the planted-bias dataset).
 
 Timings are the median of ``--repeats`` rounds; the paths alternate within a round
 so that machine load hits them alike. Run with one thread for a CPU-core figure::
@@ -19,6 +21,7 @@ so that machine load hits them alike. Run with one thread for a CPU-core figure:
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/cam_inference.py
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -28,7 +31,7 @@ from mmengine.registry import init_default_scope
 
 import mars_mm  # noqa: F401  (registers the model)
 from mars_mm.apis.cam import cam_function
-from mars_mm.core.cam import DEFAULT_SCALES, image_cams
+from mars_mm.core.cam import DEFAULT_SCALES, batch_image_cams, image_cams
 from mars_mm.registry import MODELS
 
 
@@ -91,26 +94,32 @@ def main() -> None:
     tags = [sorted(torch.randperm(args.num_classes, generator=generator)[:1 + i % 3]
                    .add(1).tolist()) for i in range(args.num_images)]
     fast_fn = cam_function(model, channels_last=True, fuse_bn=True)
-    paths = dict(
-        naive=lambda image, t: naive_cams(model.cam, image, t),
-        batched=lambda image, t: image_cams(model.cam, image, t),
-        **{'batched+fast': lambda image, t: image_cams(fast_fn, image, t)})
+    paths = {
+        'naive': lambda: [naive_cams(model.cam, image, t)
+                          for image, t in zip(images, tags)],
+        'batched': lambda: [image_cams(model.cam, image, t)
+                            for image, t in zip(images, tags)],
+        'batched+fast': lambda: [image_cams(fast_fn, image, t)
+                                 for image, t in zip(images, tags)],
+        'images+fast': lambda: batch_image_cams(fast_fn, images, tags),
+    }
 
     times = {name: [] for name in paths}
     outputs = {}
     with torch.inference_mode():
         for run in paths.values():  # warm-up (allocator, oneDNN kernels)
-            run(images[0], tags[0])
+            run()
         for _ in range(args.repeats):
             for name, run in paths.items():
                 start = time.perf_counter()
-                outputs[name] = [run(image, t) for image, t in zip(images, tags)]
+                outputs[name] = run()
                 times[name].append(time.perf_counter() - start)
 
     print(f'model ResNetV1c-{args.depth} (base width {args.width}), '
           f'{args.num_classes} classes, {args.num_images} images of '
           f'{args.height}x{args.width_px}, scales {DEFAULT_SCALES} + flip, '
-          f'{torch.get_num_threads()} thread(s), median of {args.repeats}')
+          f'{torch.get_num_threads()} thread(s), median of {args.repeats}, load '
+          f'average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs')
     naive = statistics.median(times['naive'])
     for name in paths:
         median = statistics.median(times[name])
