@@ -41,6 +41,9 @@ class STEGO(BaseSegmentor):
                  data_preprocessor: OptConfigType = None,
                  train_cfg: OptConfigType = None, test_cfg: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
+        if isinstance(data_preprocessor, dict):
+            # built from mmseg's registry, so no default scope is needed
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
