@@ -151,10 +151,12 @@ def precompute_knn(cfg: Config, out: str, checkpoint: Optional[str] = None,
 
 @torch.no_grad()
 def _export_one(index: int, dataset, model: torch.nn.Module, out_dir: str,
-                scales: Sequence[float], flip: bool, stride: int) -> str:
+                scales: Sequence[float], flip: bool, stride: int,
+                what: str = 'codes') -> str:
     item = dataset[index]
     image = _normalised(model, item)
-    codes = multiscale_dense(model.dense_codes, image, scales, flip, stride,
+    forward = model.dense_codes if what == 'codes' else model.extract_feat
+    codes = multiscale_dense(forward, image, scales, flip, stride,
                              model.feature_stride)
     path = osp.join(out_dir, stem_of(item['data_samples'].img_path) + '.npy')
     save_array(path, codes.cpu().numpy().astype(np.float16))
@@ -166,15 +168,19 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
                        scales: Sequence[float] = DEFAULT_EXPORT_SCALES,
                        flip: bool = True, stride: int = 8,
                        device: Optional[str] = None,
-                       resume: bool = True) -> Dict[str, float]:
+                       resume: bool = True,
+                       what: str = 'codes') -> Dict[str, float]:
     """Write ``<out_dir>/<stem>.npy``: float16 ``(D, ceil(H/8), ceil(W/8))`` codes.
 
     Multi-scale and flip averaged (:func:`mars_mm.core.multiscale.multiscale_dense`),
-    sharded over ranks, atomic, skipping existing files.
+    sharded over ranks, atomic, skipping existing files. ``what='features'`` exports
+    the frozen backbone features instead of the codes (an embedding ablation).
 
     Returns:
         dict: ``images`` written by this process, ``seconds`` spent, ``per_second``.
     """
+    if what not in ('codes', 'features'):
+        raise ValueError(f"what must be 'codes' or 'features', got {what!r}")
     model = build_uss_model(cfg, checkpoint, device)
     dataset = uss_image_dataset(cfg, split)
     stems = image_stems(dataset)
@@ -186,7 +192,7 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
     done = run_offline_job(
         list(range(len(dataset))),
         partial(_export_one, dataset=dataset, model=model, out_dir=out_dir,
-                scales=tuple(scales), flip=flip, stride=stride),
+                scales=tuple(scales), flip=flip, stride=stride, what=what),
         output_path=lambda index: osp.join(out_dir, stems[index] + '.npy'),
         desc=f'embeddings ({split})', resume=resume)
     seconds = time.perf_counter() - start

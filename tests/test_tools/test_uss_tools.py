@@ -132,6 +132,20 @@ def test_knn_train_export_eval(tmp_path, monkeypatch, repo_root):
              out, monkeypatch=monkeypatch)
     assert os.path.getmtime(osp.join(out, files[0])) == before
 
+    # backbone features instead of codes, one scale, no flip: the feature map itself
+    feat_dir = osp.join(work, 'feats')
+    run_tool(repo_root, 'tools/uss/extract_features.py', config, checkpoint, '--out',
+             feat_dir, '--what', 'features', '--scales', 1.0, '--no-flip',
+             monkeypatch=monkeypatch)
+    image = np.asarray(Image.open(osp.join(root, 'JPEGImages', stems[1] + '.jpg'))
+                       .convert('RGB'), dtype=np.float32)
+    image = (image - np.array([123.675, 116.28, 103.53], dtype=np.float32)) / \
+        np.array([58.395, 57.12, 57.375], dtype=np.float32)
+    with torch.no_grad():
+        feats = model.backbone(torch.from_numpy(image).permute(2, 0, 1)[None])[0]
+    np.testing.assert_allclose(np.load(osp.join(feat_dir, stems[1] + '.npy')),
+                               feats.numpy(), atol=2e-2, rtol=2e-3)
+
     metrics = evaluate_uss(Config.fromfile(config), checkpoint)
     assert {'uss/cluster_mIoU', 'uss/cluster_aAcc', 'uss/linear_mIoU'} <= set(metrics)
     assert 0 <= metrics['uss/cluster_aAcc'] <= 100

@@ -2,7 +2,8 @@
 
     python tools/uss/extract_features.py CONFIG CKPT --out DIR [--split train]
         [--scales 0.5 1.0 1.5 2.0] [--no-flip] [--stride 8] [--device cpu]
-        [--no-resume] [--cfg-options k=v ...] [--launcher pytorch|slurm]
+        [--what codes|features] [--no-resume] [--cfg-options k=v ...]
+        [--launcher pytorch|slurm]
 
 Each file ``DIR/<stem>.npy`` holds the raw (not normalised) codes averaged over the
 scales and horizontal flips, ``(D, ceil(H / 8), ceil(W / 8))``
@@ -32,6 +33,8 @@ def parse_args() -> argparse.Namespace:
                         default=list(DEFAULT_EXPORT_SCALES))
     parser.add_argument('--no-flip', action='store_true')
     parser.add_argument('--stride', type=int, default=8, help='output stride')
+    parser.add_argument('--what', choices=('codes', 'features'), default='codes',
+                        help='STEGO codes (default) or the frozen backbone features')
     parser.add_argument('--device', default=None, help='default: cuda if available')
     parser.add_argument('--no-resume', action='store_true',
                         help='recompute images whose file exists')
@@ -51,7 +54,7 @@ def main() -> None:
     stats = extract_embeddings(cfg, args.checkpoint, args.out, split=args.split,
                                scales=args.scales, flip=not args.no_flip,
                                stride=args.stride, device=args.device,
-                               resume=not args.no_resume)
+                               resume=not args.no_resume, what=args.what)
     print(f'wrote {stats["images"]} embeddings to {args.out} in '
           f'{stats["seconds"]:.1f} s ({stats["per_second"]:.2f} images/s)')
 
