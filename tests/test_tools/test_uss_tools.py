@@ -6,7 +6,6 @@ import runpy
 import sys
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
@@ -89,7 +88,6 @@ def independent_export(model, image_path):
     return (total / 8).numpy()
 
 
-@pytest.mark.slow
 def test_knn_train_export_eval(tmp_path, monkeypatch, repo_root):
     root, work = str(tmp_path / 'voc'), str(tmp_path / 'work')
     stems = make_tiny_voc(root, num_train=4, num_val=2, size=32)
