@@ -218,3 +218,21 @@ def test_oracle_inputs_hand_worked():
     label = api.oracle_biased_label(gt, context, biased_classes=[1, 2])
     assert set(np.unique(label[context])) == {2}
     np.testing.assert_array_equal(api.oracle_biased_label(gt, context, [1]), gt)
+
+
+def test_rank_auc_equals_pair_count():
+    rng = np.random.default_rng(0)
+    positive, negative = rng.integers(0, 5, 30), rng.integers(0, 5, 20)
+    pairs = np.mean([1.0 if p > n else 0.5 if p == n else 0.0
+                     for p in positive for n in negative])
+    assert api.rank_auc(positive, negative) == pytest.approx(pairs)
+
+
+def test_map_separability_on_the_scene(scene, tmp_path):
+    settings = _settings(scene, tmp_path, refinement=dict(type='threshold'))
+    api.debias_pseudo_labels(scene_samples(scene), settings, report=False)
+    result = api.map_separability(scene['stems'], scene['gt'], scene['context'],
+                                  settings)
+    for name in ('selected', 'oracle'):
+        assert result[name]['auc'] > 0.95, name
+        assert result[name]['object_mean'] > result[name]['context_mean']
