@@ -205,3 +205,16 @@ def test_predict_and_tensor_modes():
         # cluster ids are the argmax of the cosine similarities
         torch.testing.assert_close(sample.pred_sem_seg.data[0],
                                    sample.seg_logits.data.argmax(dim=0))
+
+
+def test_frozen_backbone_wraps_an_mmseg_cnn():
+    backbone = MODELS.build(dict(
+        type='FrozenBackbone', out_channels=128, feature_stride=8, out_index=0,
+        backbone=dict(type='ResNetV1c', depth=18, out_indices=(1,))))
+    backbone.init_weights()
+    stats = backbone.backbone.bn1.running_mean.clone()
+    backbone.train()
+    feats = backbone(torch.randn(2, 3, 32, 48))
+    assert feats.shape == (2, 128, 4, 6)
+    # BatchNorm statistics stay fixed: the wrapped network never trains
+    torch.testing.assert_close(backbone.backbone.bn1.running_mean, stats)
