@@ -212,9 +212,9 @@ def test_frozen_backbone_wraps_an_mmseg_cnn():
         type='FrozenBackbone', out_channels=128, feature_stride=8, out_index=0,
         backbone=dict(type='ResNetV1c', depth=18, out_indices=(1,))))
     backbone.init_weights()
-    stats = backbone.backbone.bn1.running_mean.clone()
+    stats = backbone.backbone.stem[1].running_mean.clone()
     backbone.train()
     feats = backbone(torch.randn(2, 3, 32, 48))
     assert feats.shape == (2, 128, 4, 6)
     # BatchNorm statistics stay fixed: the wrapped network never trains
-    torch.testing.assert_close(backbone.backbone.bn1.running_mean, stats)
+    torch.testing.assert_close(backbone.backbone.stem[1].running_mean, stats)
