@@ -135,42 +135,26 @@ def grouped_spherical_kmeans(points: torch.Tensor, groups: torch.Tensor,
     bias = torch.zeros(allowed.shape, dtype=points.dtype, device=points.device)
     bias = bias.masked_fill(~allowed, float('-inf')).view(points.shape[0], -1)
 
-    def assign(centres: torch.Tensor, rows: Optional[torch.Tensor] = None
-               ) -> torch.Tensor:
+    def assign(centres: torch.Tensor) -> torch.Tensor:
         """Flat index ``group * K + slot`` of each point's most similar centre."""
-        own_points, own_bias = (points, bias) if rows is None else \
-            (points[rows], bias[rows])
-        similarity = torch.addmm(own_bias, own_points,
-                                 centres.view(-1, points.shape[1]).t())
+        similarity = torch.addmm(bias, points, centres.view(-1, points.shape[1]).t())
         return similarity.argmax(dim=1)
 
     flat_assignment = torch.full(groups.shape, -1, dtype=torch.int64,
                                  device=points.device)
-    # groups whose assignment stopped changing are frozen (their centres are final),
-    # so a small class that needs many iterations does not drag the background along
-    active = torch.ones(num_groups, dtype=torch.bool, device=points.device)
-    rows = None
     for _ in range(num_iters):
-        new_assignment = assign(centroids, rows)
-        old_assignment = flat_assignment if rows is None else flat_assignment[rows]
-        moved = new_assignment != old_assignment
-        if not bool(moved.any()):
+        new_assignment = assign(centroids)
+        if torch.equal(new_assignment, flat_assignment):
             break
-        own_groups = groups if rows is None else groups[rows]
-        active = torch.zeros_like(active).index_fill_(0, own_groups[moved], True)
-        if rows is None:
-            flat_assignment = new_assignment
-        else:
-            flat_assignment[rows] = new_assignment
-        rows = torch.nonzero(active[groups]).squeeze(1)
+        flat_assignment = new_assignment
         sums = points.new_zeros(num_groups * max_clusters, points.shape[1])
-        sums.index_add_(0, flat_assignment[rows], points[rows])
+        sums.index_add_(0, flat_assignment, points)
         sums = sums.view(num_groups, max_clusters, -1)
         norms = sums.norm(dim=2, keepdim=True)
         # keep the previous centre of a cluster that lost its points (or whose members
-        # cancel out exactly), and of every frozen group
-        update = (norms > 1e-12) & active[:, None, None]
-        centroids = torch.where(update, sums / norms.clamp_min(1e-12), centroids)
+        # cancel out exactly)
+        centroids = torch.where(norms <= 1e-12, centroids,
+                                sums / norms.clamp_min(1e-12))
     # the final assignment to the final centres (the loop may end on an update)
     if len(points):
         flat_assignment = assign(centroids)
