@@ -219,3 +219,23 @@ def test_frozen_backbone_wraps_an_mmseg_cnn():
     assert feats.shape == (2, 128, 4, 6)
     # BatchNorm statistics stay fixed: the wrapped network never trains
     torch.testing.assert_close(backbone.backbone.stem[1].running_mean, stats)
+
+
+def test_probes_train_ten_times_faster_than_head(repo_root):
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    schedule = Config.fromfile(osp.join(repo_root, 'configs/_base_/schedules/'
+                                        'schedule_stego_5k.py'))
+    model = build('stego')
+    wrapper = build_optim_wrapper(model, schedule.optim_wrapper)
+    lr_of = {}
+    for group in wrapper.optimizer.param_groups:
+        for param in group['params']:
+            lr_of[id(param)] = group['lr']
+    for name, param in model.named_parameters():
+        if 'probe' in name:
+            assert lr_of[id(param)] == pytest.approx(5e-3), name
+        elif name.startswith('head.'):
+            assert lr_of[id(param)] == pytest.approx(5e-4), name
