@@ -14,9 +14,6 @@ from torch import Tensor
 from mars_mm.datasets.uss_pair_dataset import USS_ROLE_KEY
 from mars_mm.registry import MODELS
 
-#: metainfo key set by ``USSPairDataset`` on every data sample
-ROLE_KEY = USS_ROLE_KEY
-
 
 @MODELS.register_module()
 class STEGO(BaseSegmentor):
@@ -75,14 +72,14 @@ class STEGO(BaseSegmentor):
                              align_corners=False)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
-        roles = [sample.metainfo.get(ROLE_KEY) for sample in data_samples]
+        roles = [sample.metainfo.get(USS_ROLE_KEY) for sample in data_samples]
         anchors = [i for i, role in enumerate(roles) if role == 'anchor']
         positives = [i for i, role in enumerate(roles) if role == 'positive']
         negatives = [i for i, role in enumerate(roles) if role == 'negative']
         if not anchors or len(positives) != len(anchors):
             raise ValueError(
                 'STEGO.loss needs batches of USSPairDataset items (data samples with '
-                f'metainfo {ROLE_KEY!r} = anchor/positive[/negative]); got roles '
+                f'metainfo {USS_ROLE_KEY!r} = anchor/positive[/negative]); got roles '
                 f'{sorted(set(map(str, roles)))}')
         feats = self.extract_feat(inputs)
         codes = self.head(feats)
