@@ -260,9 +260,11 @@ def main():
     parser.add_argument('--job-images', type=int, default=40)
     parser.add_argument('--memory-sizes', type=int, nargs='+', default=[1000, 80000])
     parser.add_argument('--skip-memory', action='store_true')
+    parser.add_argument('--skip-job', action='store_true')
     args = parser.parse_args()
     torch.set_num_threads(1)
 
+    print(f'load average at start: {os.getloadavg()[0]:.1f} (2 cores)')
     medians, fg, bg, agreement = per_part(args.images)
     print(f'== per image, VOC size (500x375, D={DIM}, grid 47x63), median of '
           f'{args.images}, 1 thread')
@@ -275,6 +277,12 @@ def main():
     print(f'  fast CRF (box + 32 px, scale 0.5): {speedup:.1f}x faster than the '
           f'full CRF; same decision on {100 * agreement:.2f}% of foreground pixels')
 
+    common = medians['load'] + medians['kmeans (batched)'] + medians['map'] + \
+        medians['write']
+    print(f'  CPU-time projection, {VOC_IMAGES} images on 2 cores without contention:'
+          + ''.join(f' {name} {(common + medians[part]) * VOC_IMAGES / 2 / 60:.1f} min;'
+                    for name, part in (('full CRF', 'crf'), ('fast CRF', 'crf (fast)'),
+                                       ('threshold', 'threshold'))))
     quadratic, linear, error, num_fg, num_bg = distance_costs(fg, bg)
     print(f'== distance to background, {VOC_IMAGES} images ({num_fg} fg x {num_bg} '
           f'bg centroids)')
@@ -282,9 +290,10 @@ def main():
           f'{linear:8.4f} s   ratio {quadratic / max(linear, 1e-9):.0f}x   '
           f'max |diff| {error:.1e}')
 
-    for name, refinement in (('full CRF', dict(type='crf')),
-                             ('fast CRF', FAST_CRF_CFG),
-                             ('threshold', dict(type='threshold'))):
+    jobs = () if args.skip_job else (('full CRF', dict(type='crf')),
+                                     ('fast CRF', FAST_CRF_CFG),
+                                     ('threshold', dict(type='threshold')))
+    for name, refinement in jobs:
         pass1, merge, pass2 = real_job(args.job_images, refinement)
         per1, per2 = pass1 / args.job_images, pass2 / args.job_images
         merge_projected = merge / args.job_images * VOC_IMAGES
@@ -309,6 +318,7 @@ def main():
                   f'(pass 1 {result["pass1_s"]:.0f} s, '
                   f'merge {result["merge_s"]:.1f} s)')
         growth = results[-1]['peak_mb'] / results[0]['peak_mb']
+        print(f'load average at end: {os.getloadavg()[0]:.1f}')
         print(f'  peak ratio N={results[-1]["images"]} / N={results[0]["images"]}: '
               f'{growth:.2f}x (target <= 1.5x)')
 
