@@ -3,8 +3,10 @@
 1. Throughput of the pseudo-label step (background score + CRF on background and the
    image's classes + PNG write, i.e. ``mars_mm.apis.cam._pseudo_label_one`` through
    ``run_offline_job``) on 500x375 images with 1 and 2 worker processes; parallel
-   efficiency = rate(2) / (2 * rate(1)). Only meaningful on a machine with at least
-   two idle cores: the script prints the load average next to the numbers.
+   efficiency = rate(2) / (2 * rate(1)). Wall-clock efficiency is only meaningful with
+   two idle cores, so the script prints the load average, and also the workers' CPU
+   seconds per image (1 vs 2 workers), which shows the pool's own overhead whatever
+   the load.
 2. One COCO-like image (81 labels, 3 of them present): CRF over background + the
    present classes (what the stages do) vs over all 81 channels (absent classes with
    zero score), time and label agreement.
@@ -14,6 +16,7 @@
 import argparse
 import os
 import os.path as osp
+import resource
 import tempfile
 import time
 from functools import partial
@@ -61,14 +64,25 @@ def write_inputs(folder: str, num_images: int) -> list:
     return items
 
 
-def time_workers(folder: str, items: list, workers: int) -> float:
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_workers(folder: str, items: list, workers: int) -> tuple:
+    """(images per wall second, images per CPU second of the workers)."""
     out_dir = tempfile.mkdtemp(dir=folder)
     process = partial(_pseudo_label_one, cam_dir=folder, out_dir=out_dir,
                       bg_power=2.0, bg_threshold=None, crf_params=CRFParams())
+    cpu_before = children_cpu_seconds()
     start = time.perf_counter()
+    # the pool's workers are reaped when the job returns, so their CPU time is
+    # counted in RUSAGE_CHILDREN
     run_offline_job(items, process, output_path=None, num_workers=workers,
                     show_progress=False, shard_over_ranks=False)
-    return len(items) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    cpu = children_cpu_seconds() - cpu_before
+    return len(items) / wall, len(items) / cpu
 
 
 def present_vs_all(repeats: int) -> None:
@@ -103,19 +117,25 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         items = write_inputs(folder, args.num_images)
+        load = os.getloadavg()[0]
         rates = {1: [], 2: []}
         for _ in range(args.repeats):
             for workers in (1, 2):
                 rates[workers].append(time_workers(folder, items, workers))
-        best = {workers: max(values) for workers, values in rates.items()}
+        wall = {workers: max(r[0] for r in runs) for workers, runs in rates.items()}
+        cpu = {workers: max(r[1] for r in runs) for workers, runs in rates.items()}
         print(f'pseudo labels, {args.num_images} images of {WIDTH}x{HEIGHT} '
               f'(2-3 classes + background), CRF 10 iterations, best of '
               f'{args.repeats}; {os.cpu_count()} CPUs, load average before: '
-              f'{os.getloadavg()[0]:.2f}')
+              f'{load:.2f}')
         for workers in (1, 2):
-            print(f'  {workers} worker(s): {best[workers]:6.2f} images/s')
-        print(f'  parallel efficiency (2 workers): '
-              f'{best[2] / (2 * best[1]):.2f}')
+            print(f'  {workers} worker(s): {wall[workers]:6.2f} images/s wall, '
+                  f'{cpu[workers]:6.2f} images per worker CPU second')
+        print(f'  parallel efficiency (2 workers, wall clock): '
+              f'{wall[2] / (2 * wall[1]):.2f}')
+        # CPU time per image does not depend on how many cores other processes
+        # leave free: a ratio near 1 means the pool adds no per-image overhead
+        print(f'  CPU cost per image, 1 worker / 2 workers: {cpu[2] / cpu[1]:.2f}')
     print(f'COCO-like image {WIDTH}x{HEIGHT}, 3 classes present, best of '
           f'{args.repeats}:')
     present_vs_all(args.repeats)
