@@ -523,9 +523,10 @@ def bias_report(samples: Sequence[Sample], settings: DebiasSettings,
                 out_dir: Optional[str] = None) -> Dict[str, Any]:
     """Statistics of what was removed, and the figures (rank 0).
 
-    Streams over the baseline and debiased labels once (per-class counts, a heap of
-    the most-affected images; with GT masks also baseline vs debiased IoU), then
-    recomputes the debias map of the gallery images only.
+    Streams over the baseline and debiased labels once (per-class counts, per class
+    a heap of the most-affected images; with GT masks also baseline vs debiased
+    IoU), then recomputes the debias map of the gallery images only. The gallery
+    takes the classes in turn, so every class MARS touched appears.
 
     Returns:
         dict: the JSON content of the report.
@@ -542,7 +543,9 @@ def bias_report(samples: Sequence[Sample], settings: DebiasSettings,
     baseline_cm, debiased_cm = ConfusionMatrix(num_classes), \
         ConfusionMatrix(num_classes)
     has_gt = True
-    heap: List[tuple] = []
+    # per class (the class an image lost most pixels of): its most affected images,
+    # so that the gallery shows every class MARS touched, not only the worst one
+    heaps: Dict[int, List[tuple]] = {}
     for order, sample in enumerate(samples):
         baseline = load_pseudo_label(settings.label_path(sample.stem), num_classes)
         debiased = load_label_png(settings.output_label_path(sample.stem))
@@ -555,13 +558,13 @@ def bias_report(samples: Sequence[Sample], settings: DebiasSettings,
         images_with += stats['foreground'] > 0
         images_touched += stats['removed'] > 0
         fg_total = int(stats['foreground'].sum())
-        if fg_total:
+        if fg_total and stats['removed'].any():
             key = (int(stats['removed'].sum()) / fg_total, -order)
-            entry = (key, sample)
+            heap = heaps.setdefault(int(stats['removed'].argmax()), [])
             if len(heap) < options['gallery']:
-                heapq.heappush(heap, entry)
+                heapq.heappush(heap, (key, sample))
             elif key > heap[0][0]:
-                heapq.heapreplace(heap, entry)
+                heapq.heapreplace(heap, (key, sample))
         if has_gt and sample.gt_path is not None:
             gt = load_label_png(sample.gt_path)
             baseline_cm.update(gt, map_special_labels(baseline))
@@ -573,7 +576,7 @@ def bias_report(samples: Sequence[Sample], settings: DebiasSettings,
     gallery = []
     if options['gallery'] and osp.isfile(settings.centroid_file):
         centroids = load_centroid_file(settings.centroid_file)
-        for (fraction, _), sample in sorted(heap, reverse=True):
+        for (fraction, _), sample in _gallery_order(heaps, options['gallery']):
             result = debias_sample(sample, settings, centroids, always_map=True)
             gallery.append(dict(
                 stem=sample.stem, removed_fraction=fraction,
@@ -589,6 +592,18 @@ def bias_report(samples: Sequence[Sample], settings: DebiasSettings,
         gt=dict(baseline=baseline_cm.summary(), debiased=debiased_cm.summary())
         if has_gt and len(samples) else None)
     return write_report(out_dir, summary, gallery, dpi=options['dpi'])
+
+
+def _gallery_order(heaps: Dict[int, List[tuple]], size: int) -> List[tuple]:
+    """Round robin over classes (most affected class first), worst image first."""
+    queues = sorted((sorted(heap, reverse=True) for heap in heaps.values()),
+                    key=lambda queue: queue[0][0], reverse=True)
+    chosen = []
+    for rank in range(size):
+        for queue in queues:
+            if rank < len(queue) and len(chosen) < size:
+                chosen.append(queue[rank])
+    return chosen
 
 
 def _jsonable(value: Any) -> Any:
