@@ -40,6 +40,12 @@ def voc_palette(num_entries: int = 256) -> np.ndarray:
     return palette
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str, suffix: Optional[str] = None) -> Iterator[str]:
     """Yield a temporary path next to ``path``; rename it to ``path`` on success.
@@ -55,6 +61,9 @@ def atomic_write(path: str, suffix: Optional[str] = None) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp_path
+        # mkstemp creates 0600 files; outputs are shared data (labels on a cluster),
+        # so give them the mode a plain open() would: 0666 minus the umask.
+        os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -74,3 +74,13 @@ def test_atomic_write_replaces_only_on_success(tmp_path):
         assert target.read_text() == 'old'
     assert target.read_text() == 'new'
     assert os.listdir(tmp_path) == ['out.txt']
+
+
+def test_atomic_write_gives_files_the_usual_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / 'shared.png'
+        save_label_png(str(target), np.zeros((2, 2), np.uint8))
+        assert (target.stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(old)
