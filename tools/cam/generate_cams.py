@@ -4,8 +4,9 @@
         [--scales 1.0 0.5 1.5 2.0] [--no-flip] [--max-batch N] [--device cpu]
         [--no-resume] [--cfg-options k=v ...] [--launcher pytorch|slurm]
 
-Multi-GPU: ``torchrun --nproc_per_node=N tools/cam/generate_cams.py ... --launcher
-pytorch`` (each rank takes every N-th image). Rerunning skips finished images.
+Multi-GPU: ``tools/cam/dist_generate_cams.sh CONFIG CHECKPOINT N --out DIR`` (torchrun
+with ``--launcher pytorch``; each rank takes every N-th image). Rerunning skips
+finished images.
 """
 import argparse
 
