@@ -140,6 +140,11 @@ def test_loads_into_plain_deeplabv3plus_with_mmseg_apis(trained, tmp_path):
     mars = init_model(tiny_cfg(MARS_CONFIG, trained['root'], str(tmp_path)),
                       trained['checkpoint'], device='cpu')
     assert mars.teacher is None and set(mars.state_dict()) == set(loaded)
+    # ...and predicts through the MARS config's own test_pipeline (the dataset
+    # base's, with LoadCheckedAnnotations, which must pass bare images through).
+    assert any(t['type'] == 'LoadCheckedAnnotations' for t in mars.cfg.test_pipeline)
+    from_mars = inference_model(mars, image)
+    assert tuple(from_mars.pred_sem_seg.data.shape[-2:]) == (32, 32)
 
 
 def test_resume_restores_the_teacher(trained, tmp_path):

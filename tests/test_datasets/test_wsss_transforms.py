@@ -135,3 +135,16 @@ def test_corrupt_or_truncated_files_name_the_file(tmp_path):
                                    label_dir=str(tmp_path / 'labels')))
     with pytest.raises(ValueError, match=r'labels/good\.png: cannot read'):
         pseudo(dict(img_path=good))
+
+
+def test_bare_images_pass_test_transforms_for_inference():
+    """mmseg's inference_model feeds only the image through the test pipeline."""
+    results = dict(img_path='x.jpg', img=np.zeros((4, 4, 3), np.uint8),
+                   img_shape=(4, 4), ori_shape=(4, 4))
+    checked = TRANSFORMS.build(dict(type='LoadCheckedAnnotations'))
+    assert 'gt_seg_map' not in checked(dict(results))
+    lenient = TRANSFORMS.build(dict(type='LoadImageTags', allow_missing=True))
+    assert 'img_tags' not in lenient(dict(results))
+    strict = TRANSFORMS.build(dict(type='LoadImageTags'))
+    with pytest.raises(KeyError, match='x.jpg'):
+        strict(dict(results))

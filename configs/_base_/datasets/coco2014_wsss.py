@@ -33,7 +33,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadCheckedAnnotations'),
-    dict(type='LoadImageTags'),
+    dict(type='LoadImageTags', allow_missing=True),
     dict(type='PackWSSSInputs')
 ]
 img_ratios = [0.5, 1.0, 1.5, 2.0]
@@ -47,7 +47,7 @@ tta_pipeline = [
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],
             [dict(type='LoadCheckedAnnotations')],
-            [dict(type='LoadImageTags')],
+            [dict(type='LoadImageTags', allow_missing=True)],
             [dict(type='PackWSSSInputs')]
         ])
 ]

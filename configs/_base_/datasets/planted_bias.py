@@ -36,7 +36,7 @@ test_pipeline = [
     dict(type='Resize', scale=(128, 128), keep_ratio=True),
     # masks are loaded after Resize: metrics compare at the original size
     dict(type='LoadCheckedAnnotations'),
-    dict(type='LoadImageTags'),
+    dict(type='LoadImageTags', allow_missing=True),
     dict(type='PackWSSSInputs')
 ]
 img_ratios = [0.5, 1.0, 1.5, 2.0]
@@ -50,7 +50,7 @@ tta_pipeline = [
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],
             [dict(type='LoadCheckedAnnotations')],
-            [dict(type='LoadImageTags')],
+            [dict(type='LoadImageTags', allow_missing=True)],
             [dict(type='PackWSSSInputs')]
         ])
 ]

@@ -33,7 +33,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadCheckedAnnotations'),
-    dict(type='LoadImageTags'),
+    dict(type='LoadImageTags', allow_missing=True),
     dict(type='PackWSSSInputs')
 ]
 # the official test split has no masks and no tags
@@ -53,7 +53,7 @@ tta_pipeline = [
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],
             [dict(type='LoadCheckedAnnotations')],
-            [dict(type='LoadImageTags')],
+            [dict(type='LoadImageTags', allow_missing=True)],
             [dict(type='PackWSSSInputs')]
         ])
 ]

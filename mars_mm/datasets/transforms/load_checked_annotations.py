@@ -14,9 +14,14 @@ class LoadCheckedAnnotations(LoadAnnotations):
     or one holding a value outside ``0..num_classes-1`` other than 254/255, raises an
     error naming the mask file instead of training on garbage.
 
+    Without a ``seg_map_path`` (a test split without masks, or mmseg's
+    ``inference_model``/``MMSegInferencer``, which feed bare images through the
+    config's ``test_pipeline`` and strip only mmseg's own ``LoadAnnotations``) the
+    transform passes the results through unchanged.
+
     Required Keys:
 
-    - seg_map_path
+    - seg_map_path (optional: without it nothing is loaded)
     - img_shape (optional, checked against the mask)
     - num_classes (optional; set by the WSSS datasets)
 
@@ -35,8 +40,7 @@ class LoadCheckedAnnotations(LoadAnnotations):
     def transform(self, results: dict) -> dict:
         """Load and check the mask."""
         if not results.get('seg_map_path'):
-            raise KeyError(f'{results.get("img_path")}: no seg_map_path (the split '
-                           'has no masks; drop LoadCheckedAnnotations)')
+            return results
         try:
             results = super().transform(results)
         except FileNotFoundError as err:

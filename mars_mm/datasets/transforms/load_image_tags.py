@@ -36,12 +36,17 @@ class LoadImageTags(BaseTransform):
             defaults to ``results['num_classes']`` when the dataset sets it.
         from_seg_map: derive tags from ``gt_seg_map`` even when the dataset gave
             some (e.g. tags of a pseudo label).
+        allow_missing: pass the results through without ``img_tags`` when there are
+            neither tags nor a mask. Test pipelines set it: mmseg's
+            ``inference_model``/``MMSegInferencer`` feed bare images through them,
+            and prediction needs no tags. Training pipelines keep the error.
     """
 
     def __init__(self, num_classes: Optional[int] = None,
-                 from_seg_map: bool = False) -> None:
+                 from_seg_map: bool = False, allow_missing: bool = False) -> None:
         self.num_classes = num_classes
         self.from_seg_map = from_seg_map
+        self.allow_missing = allow_missing
 
     def transform(self, results: dict) -> dict:
         """Set ``results['img_tags']``; raise naming the image if impossible."""
@@ -60,6 +65,8 @@ class LoadImageTags(BaseTransform):
                 num_classes = 254
             tags = tags_from_label(label, num_classes,
                                    results.get('seg_map_path', name))
+        elif self.allow_missing:
+            return results
         else:
             raise KeyError(f'{name}: no img_tags from the dataset and no gt_seg_map '
                            'to derive them from (load a mask first)')
@@ -68,4 +75,5 @@ class LoadImageTags(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_classes={self.num_classes}, '
-                f'from_seg_map={self.from_seg_map})')
+                f'from_seg_map={self.from_seg_map}, '
+                f'allow_missing={self.allow_missing})')
