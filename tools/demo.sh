@@ -6,7 +6,7 @@
 # Outputs: data/planted_bias/ and work_dirs/ (default paths of the planted configs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source tools/_python.sh
+source tools/_launch.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 CAM_CONFIG=configs/cam/cam_r18-d16_1xb16-30e_planted-128x128.py

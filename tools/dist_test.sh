@@ -5,16 +5,5 @@ set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: $0 CONFIG CHECKPOINT GPUS [test.py args...]" >&2; exit 2
 fi
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-source "$(dirname "${BASH_SOURCE[0]}")/_python.sh"
-
-exec "$PYTHON" -m torch.distributed.run \
-  --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-  --nproc_per_node="$GPUS" --master_port="$PORT" \
-  "$MARS_MM_ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+source "$(dirname "${BASH_SOURCE[0]}")/_launch.sh"
+torchrun_tool "$3" test.py "$1" "$2" "${@:4}"

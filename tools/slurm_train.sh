@@ -6,17 +6,5 @@ set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: $0 PARTITION JOB_NAME CONFIG [train.py args...]" >&2; exit 2
 fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-GPUS=${GPUS:-4}
-GPUS_PER_NODE=${GPUS_PER_NODE:-4}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-source "$(dirname "${BASH_SOURCE[0]}")/_python.sh"
-
-# shellcheck disable=SC2086  # SRUN_ARGS is a list of options
-srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" \
-  --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" \
-  --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 $SRUN_ARGS \
-  "$PYTHON" -u "$MARS_MM_ROOT/tools/train.py" "$CONFIG" --launcher=slurm "${@:4}"
+source "$(dirname "${BASH_SOURCE[0]}")/_launch.sh"
+srun_tool "$1" "$2" train.py "$3" "${@:4}"

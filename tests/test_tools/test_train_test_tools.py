@@ -107,3 +107,23 @@ def test_launch_scripts_print_usage(repo_root):
         result = subprocess.run(['bash', osp.join('tools', script)], cwd=repo_root,
                                 capture_output=True, text=True)
         assert result.returncode == 2 and 'usage' in result.stderr
+
+
+def test_slurm_scripts_call_srun_with_one_task_per_gpu(tmp_path, repo_root):
+    fake_srun = tmp_path / 'srun'
+    fake_srun.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    fake_srun.chmod(0o755)
+    env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', GPUS='8',
+               GPUS_PER_NODE='4', SRUN_ARGS='--qos=high --time=1:00:00',
+               PYTHON='python-x')
+    result = subprocess.run(
+        ['bash', osp.join(repo_root, 'tools/slurm_test.sh'), 'gpu', 'job', 'cfg.py',
+         'ckpt.pth', '--tta'], cwd=str(tmp_path), capture_output=True, text=True,
+        env=env)
+    assert result.returncode == 0, result.stderr
+    args = result.stdout.split('\n')
+    assert args[:5] == ['-p', 'gpu', '--job-name=job', '--gres=gpu:4', '--ntasks=8']
+    assert '--qos=high' in args and '--time=1:00:00' in args
+    tail = args[args.index('python-x'):-1]
+    assert tail == ['python-x', '-u', osp.join(repo_root, 'tools/test.py'), 'cfg.py',
+                    'ckpt.pth', '--tta', '--launcher=slurm']
