@@ -3,6 +3,8 @@
 #   bash tools/demo.sh            (or `make demo`)
 # Every step is resumable: rerunning skips finished outputs and finished trainings.
 # QUICK=1 shortens every training (a smoke run of the plumbing, not of the numbers).
+# Outputs are reused by path: after changing USS_CONFIG, remove work_dirs/embeddings
+# and work_dirs/mars first.
 # Outputs: data/planted_bias/ and work_dirs/ (default paths of the planted configs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -10,7 +12,9 @@ source tools/_launch.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 CAM_CONFIG=configs/cam/cam_r18-d16_1xb16-30e_planted-128x128.py
-USS_CONFIG=${USS_CONFIG:-configs/uss/stego_vit-t8-rand_1xb8-1k_planted-bias-128x128.py}
+# Stage 2 on CPU: the CAM classifier's frozen layer2 features (no self-supervised
+# weights can be downloaded here; see configs/uss/README.md, "Planted-bias v2").
+USS_CONFIG=${USS_CONFIG:-configs/uss/stego_r18-cam_1xb8-1k_planted-bias-128x128.py}
 DEBIAS_CONFIG=configs/mars/debias_planted_bias.py
 BASE_SEG=configs/mars/deeplabv3plus_r18-d8_1xb8-500it_planted-128x128.py
 MARS_SEG=configs/mars/mars-deeplabv3plus_r18-d8_1xb8-500it_planted-128x128.py
@@ -53,12 +57,15 @@ train "$CAM_CONFIG" "$W/$(name $CAM_CONFIG)" "${CAM_OPTS[@]}"
 "$PYTHON" tools/analysis/eval_labels.py "$W/pseudo_labels/planted_bias" \
   --dataset "$CAM_CONFIG" --split train --out "$W/pseudo_labels/planted_bias_scores.json"
 
-step "2. USS (STEGO head) and embeddings"
+step "2. USS (STEGO head on the frozen CAM backbone) and embeddings"
 USS_DIR="$W/$(name $USS_CONFIG)"
-[ -f "$USS_DIR/knn.npz" ] || "$PYTHON" tools/uss/precompute_knn.py "$USS_CONFIG" --out "$USS_DIR/knn.npz"
-train "$USS_CONFIG" "$USS_DIR" "${USS_OPTS[@]}"
+CAM_BACKBONE=(model.backbone.backbone.init_cfg.checkpoint="$(last_ckpt "$W/$(name $CAM_CONFIG)")")
+[ -f "$USS_DIR/knn.npz" ] || "$PYTHON" tools/uss/precompute_knn.py "$USS_CONFIG" \
+  --out "$USS_DIR/knn.npz" --cfg-options "${CAM_BACKBONE[@]}"
+train "$USS_CONFIG" "$USS_DIR" "${CAM_BACKBONE[@]}" "${USS_OPTS[@]}"
 "$PYTHON" tools/uss/extract_features.py "$USS_CONFIG" "$(last_ckpt "$USS_DIR")" \
-  --out "$W/embeddings/planted_bias"
+  --what features --scales 1.0 --no-flip --out "$W/embeddings/planted_bias" \
+  --cfg-options "${CAM_BACKBONE[@]}"
 
 step "3. MARS debiasing + bias report"
 "$PYTHON" tools/mars/debias.py "$DEBIAS_CONFIG"
