@@ -9,14 +9,13 @@ Multi-GPU: ``tools/dist_test.sh CONFIG CHECKPOINT GPUS``.
 """
 import argparse
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mars_mm.apis.launch import (
-    LAUNCHERS,
+    add_job_args,
     load_config,
+    parse_job_args,
     prepare_launcher,
-    set_local_rank_env,
     to_tta,
 )
 from mars_mm.utils.compat import drop_save_best_for_testing
@@ -34,14 +33,8 @@ def parse_args() -> argparse.Namespace:
                         help='seconds between shown images')
     parser.add_argument('--tta', action='store_true',
                         help='multi-scale + flip test-time augmentation')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    add_job_args(parser)
+    return parse_job_args(parser)
 
 
 def enable_visualization(cfg, args: argparse.Namespace) -> None:

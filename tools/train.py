@@ -8,15 +8,14 @@ it continues from that checkpoint. Multi-GPU: ``tools/dist_train.sh CONFIG GPUS`
 """
 import argparse
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mars_mm.apis.launch import (
-    LAUNCHERS,
+    add_job_args,
     enable_amp,
     load_config,
+    parse_job_args,
     prepare_launcher,
-    set_local_rank_env,
 )
 
 
@@ -30,14 +29,8 @@ def parse_args() -> argparse.Namespace:
         'latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true',
                         help='enable automatic mixed precision training')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. train_cfg.max_iters=10')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    add_job_args(parser)
+    return parse_job_args(parser)
 
 
 def main() -> None:

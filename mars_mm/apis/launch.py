@@ -4,11 +4,12 @@ The tools in ``tools/`` only parse arguments; what they have in common (config
 overrides, work dirs, distributed start-up on machines with or without CUDA) lives
 here so that every tool behaves the same way.
 """
+import argparse
 import os
 import os.path as osp
 from typing import Optional, Sequence
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from mars_mm.utils.compat import setup_cpu_distributed
 
@@ -62,6 +63,38 @@ def init_offline_distributed(launcher: str) -> None:
         if launcher == 'slurm':
             _slurm_env_to_torch_env()
         dist.init_process_group(backend='gloo')
+
+
+def add_job_args(parser: argparse.ArgumentParser, device: bool = False,
+                 resume: bool = False,
+                 cfg_options: bool = True) -> argparse.ArgumentParser:
+    """Add the options every mars_mm tool shares, with one spelling and meaning.
+
+    ``--launcher``/``--local-rank`` always; ``--cfg-options``, ``--device`` and
+    ``--no-resume`` on request. Parse with :func:`parse_job_args`.
+    """
+    if device:
+        parser.add_argument('--device', default=None,
+                            help='torch device (default: cuda if available)')
+    if resume:
+        parser.add_argument('--no-resume', action='store_true',
+                            help='recompute outputs whose file already exists')
+    if cfg_options:
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                            help='override config settings, e.g. key=value')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='job launcher (torchrun: pytorch)')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def parse_job_args(parser: argparse.ArgumentParser,
+                   argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the arguments and export ``LOCAL_RANK`` for the launcher."""
+    args = parser.parse_args(argv)
+    set_local_rank_env(args.local_rank)
+    return args
 
 
 def set_local_rank_env(local_rank: int) -> None:

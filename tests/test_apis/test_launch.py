@@ -43,3 +43,21 @@ def test_to_tta_wraps_the_model():
 def test_unknown_launcher_is_rejected():
     with pytest.raises(ValueError, match='launcher'):
         prepare_launcher(Config(dict(model={})), 'k8s')
+
+
+def test_shared_tool_options(monkeypatch):
+    import argparse
+
+    from mars_mm.apis.launch import add_job_args, parse_job_args
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    parser = add_job_args(argparse.ArgumentParser(), device=True, resume=True)
+    args = parse_job_args(parser, ['--no-resume', '--device', 'cpu', '--launcher',
+                                   'pytorch', '--local-rank', '3', '--cfg-options',
+                                   'a.b=1'])
+    assert args.no_resume and args.device == 'cpu' and args.launcher == 'pytorch'
+    assert args.cfg_options == {'a.b': 1}
+    import os
+    assert os.environ['LOCAL_RANK'] == '3'
+    bare = add_job_args(argparse.ArgumentParser(), cfg_options=False)
+    with pytest.raises(SystemExit):
+        bare.parse_args(['--no-resume'])

@@ -10,14 +10,12 @@ finished images.
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from mars_mm.apis.cam import generate_cams
 from mars_mm.apis.launch import (
-    LAUNCHERS,
+    add_job_args,
     init_offline_distributed,
     load_config,
-    set_local_rank_env,
+    parse_job_args,
 )
 from mars_mm.core.cam import DEFAULT_SCALES
 
@@ -34,18 +32,10 @@ def parse_args() -> argparse.Namespace:
                         help='skip the mirrored images')
     parser.add_argument('--max-batch', type=int, default=None,
                         help='at most this many images per forward (memory bound)')
-    parser.add_argument('--device', default=None, help='default: cuda if available')
-    parser.add_argument('--no-resume', action='store_true',
-                        help='recompute images whose file exists')
     parser.add_argument('--no-fast', action='store_true',
                         help='keep BatchNorm unfolded and contiguous tensors')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    add_job_args(parser, device=True, resume=True)
+    return parse_job_args(parser)
 
 
 def main() -> None:

@@ -14,7 +14,11 @@ instances on top of larger ones), ``ImageSets/<split>.txt`` and
 import argparse
 import os.path as osp
 
-from mars_mm.apis.launch import LAUNCHERS, init_offline_distributed
+from mars_mm.apis.launch import (
+    add_job_args,
+    init_offline_distributed,
+    parse_job_args,
+)
 from mars_mm.datasets.converters.coco import convert_coco
 
 
@@ -24,11 +28,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out-dir', help='output root (default: COCO_ROOT)')
     parser.add_argument('--splits', nargs='+', default=['train2014', 'val2014'])
     parser.add_argument('--nproc', type=int, default=1, help='worker processes')
-    parser.add_argument('--no-resume', action='store_true',
-                        help='rewrite masks that already exist')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
-    return parser.parse_args()
+    add_job_args(parser, resume=True, cfg_options=False)
+    return parse_job_args(parser)
 
 
 def main() -> None:

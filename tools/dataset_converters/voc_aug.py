@@ -11,7 +11,11 @@ Resumable: masks already written are skipped. Shards over ranks with ``--launche
 """
 import argparse
 
-from mars_mm.apis.launch import LAUNCHERS, init_offline_distributed
+from mars_mm.apis.launch import (
+    add_job_args,
+    init_offline_distributed,
+    parse_job_args,
+)
 from mars_mm.datasets.converters.sbd import convert_sbd
 
 
@@ -23,11 +27,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out-name', default='SegmentationClassAug',
                         help='mask folder created under VOC_ROOT')
     parser.add_argument('--nproc', type=int, default=1, help='worker processes')
-    parser.add_argument('--no-resume', action='store_true',
-                        help='rewrite masks that already exist')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
-    return parser.parse_args()
+    add_job_args(parser, resume=True, cfg_options=False)
+    return parse_job_args(parser)
 
 
 def main() -> None:

@@ -10,14 +10,12 @@ Writes ``centroids.npz`` (+ ``centroid_vectors.npy``), ``labels/<stem>.png`` and
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from mars_mm.apis.debias import debias_from_config
 from mars_mm.apis.launch import (
-    LAUNCHERS,
+    add_job_args,
     init_offline_distributed,
     load_config,
-    set_local_rank_env,
+    parse_job_args,
 )
 
 
@@ -25,20 +23,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='MARS debiasing (Stage 3)')
     parser.add_argument('config', help='a configs/mars/debias_*.py file')
     parser.add_argument('--work-dir', help='output folder (default: config/work_dirs)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings, e.g. debias.alpha=0.3')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
-                        help='job launcher')
-    parser.add_argument('--no-resume', action='store_true',
-                        help='recompute outputs that already exist')
     parser.add_argument('--no-report', action='store_true',
                         help='skip the bias report')
     parser.add_argument('--report-only', action='store_true',
                         help='only (re)write the report of a finished run')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    add_job_args(parser, resume=True)
+    return parse_job_args(parser)
 
 
 def main() -> None:

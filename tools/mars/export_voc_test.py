@@ -11,13 +11,11 @@ come from the config's ``test_server_dataloader``. Multi-GPU:
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from mars_mm.apis.launch import (
-    LAUNCHERS,
+    add_job_args,
     init_offline_distributed,
     load_config,
-    set_local_rank_env,
+    parse_job_args,
 )
 from mars_mm.apis.voc_export import export_voc_test
 
@@ -30,16 +28,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--tta', action='store_true',
                         help="use the config's tta_model / tta_pipeline")
     parser.add_argument('--data-root', help='VOC2012 folder (overrides the config)')
-    parser.add_argument('--device', default=None, help='default: cuda if available')
-    parser.add_argument('--no-resume', action='store_true',
-                        help='recompute images whose PNG exists')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    add_job_args(parser, device=True, resume=True)
+    return parse_job_args(parser)
 
 
 def main() -> None:

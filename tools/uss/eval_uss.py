@@ -9,13 +9,11 @@ Hungarian algorithm over the whole split; prints the matched mIoU and pixel accu
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from mars_mm.apis.launch import (
-    LAUNCHERS,
+    add_job_args,
     load_config,
+    parse_job_args,
     prepare_launcher,
-    set_local_rank_env,
 )
 from mars_mm.apis.uss import evaluate_uss
 
@@ -27,13 +25,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--split', default='test', choices=('train', 'val', 'test'),
                         help='which <split>_dataloader to score')
     parser.add_argument('--work-dir', default=None, help='where logs go')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    add_job_args(parser)
+    return parse_job_args(parser)
 
 
 def main() -> None:

@@ -12,13 +12,11 @@ images.
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from mars_mm.apis.launch import (
-    LAUNCHERS,
+    add_job_args,
     init_offline_distributed,
     load_config,
-    set_local_rank_env,
+    parse_job_args,
 )
 from mars_mm.apis.uss import DEFAULT_EXPORT_SCALES, extract_embeddings
 
@@ -35,16 +33,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--stride', type=int, default=8, help='output stride')
     parser.add_argument('--what', choices=('codes', 'features'), default='codes',
                         help='STEGO codes (default) or the frozen backbone features')
-    parser.add_argument('--device', default=None, help='default: cuda if available')
-    parser.add_argument('--no-resume', action='store_true',
-                        help='recompute images whose file exists')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    add_job_args(parser, device=True, resume=True)
+    return parse_job_args(parser)
 
 
 def main() -> None:

@@ -13,13 +13,11 @@ through its ``init_cfg``), which is all training needs.
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from mars_mm.apis.launch import (
-    LAUNCHERS,
+    add_job_args,
     init_offline_distributed,
     load_config,
-    set_local_rank_env,
+    parse_job_args,
 )
 from mars_mm.apis.uss import precompute_knn
 
@@ -32,14 +30,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--k', type=int, default=7, help='neighbours per image')
     parser.add_argument('--chunk-size', type=int, default=1024,
                         help='query rows per similarity block (memory bound)')
-    parser.add_argument('--device', default=None, help='default: cuda if available')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank_env(args.local_rank)
-    return args
+    add_job_args(parser, device=True)
+    return parse_job_args(parser)
 
 
 def main() -> None:
