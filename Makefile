@@ -18,11 +18,11 @@ $(STAMP): $(REQS)
 
 ## The README's test command: installs if needed, lints, then runs the suite.
 test: install
-	$(VENV)/bin/ruff check mars_mm tools tests benchmarks configs projects
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests -q $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check mars_mm tools tests benchmarks configs projects
+	$(VENV)/bin/ruff check .
 
 demo: install
 	bash tools/demo.sh

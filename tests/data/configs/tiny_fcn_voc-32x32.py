@@ -4,7 +4,8 @@ _base_ = ['../../../configs/_base_/default_runtime.py']
 
 data_root = 'data/tiny_voc'
 crop_size = (32, 32)
-norm_cfg = dict(type='SyncBN', requires_grad=True)  # as in real configs; CPU runs swap it
+# SyncBN as in real configs; CPU runs swap it for BN (compat fix 3)
+norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
