@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 from mars_mm.apis.launch import (
     add_job_args,
     enable_amp,
+    finalize_distributed,
     load_config,
     parse_job_args,
     prepare_launcher,
@@ -55,3 +56,4 @@ def main() -> None:
 
 if __name__ == '__main__':
     main()
+    finalize_distributed()

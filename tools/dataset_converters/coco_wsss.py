@@ -16,6 +16,7 @@ import os.path as osp
 
 from mars_mm.apis.launch import (
     add_job_args,
+    finalize_distributed,
     init_offline_distributed,
     parse_job_args,
 )
@@ -48,3 +49,4 @@ def main() -> None:
 
 if __name__ == '__main__':
     main()
+    finalize_distributed()

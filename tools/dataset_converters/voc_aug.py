@@ -13,6 +13,7 @@ import argparse
 
 from mars_mm.apis.launch import (
     add_job_args,
+    finalize_distributed,
     init_offline_distributed,
     parse_job_args,
 )
@@ -44,3 +45,4 @@ def main() -> None:
 
 if __name__ == '__main__':
     main()
+    finalize_distributed()

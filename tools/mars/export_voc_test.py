@@ -13,6 +13,7 @@ import argparse
 
 from mars_mm.apis.launch import (
     add_job_args,
+    finalize_distributed,
     init_offline_distributed,
     load_config,
     parse_job_args,
@@ -46,3 +47,4 @@ def main() -> None:
 
 if __name__ == '__main__':
     main()
+    finalize_distributed()

@@ -11,6 +11,7 @@ import argparse
 
 from mars_mm.apis.launch import (
     add_job_args,
+    finalize_distributed,
     load_config,
     parse_job_args,
     prepare_launcher,
@@ -40,3 +41,4 @@ def main() -> None:
 
 if __name__ == '__main__':
     main()
+    finalize_distributed()
