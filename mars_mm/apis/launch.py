@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
-from mars_mm.utils.compat import setup_cpu_distributed
+from mars_mm.utils.compat import init_cpu_process_group, setup_cpu_distributed
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -98,10 +98,7 @@ def init_offline_distributed(launcher: str) -> None:
     if torch.cuda.is_available():
         init_dist(launcher, backend='nccl')
     else:
-        from mars_mm.utils.compat import _slurm_env_to_torch_env
-        if launcher == 'slurm':
-            _slurm_env_to_torch_env()
-        dist.init_process_group(backend='gloo')
+        init_cpu_process_group(launcher)
 
 
 def add_job_args(parser: argparse.ArgumentParser, device: bool = False,

@@ -184,13 +184,9 @@ def setup_cpu_distributed(cfg: Any, launcher: str) -> bool:
         bool: True if this process created a gloo group and adapted ``cfg``.
     """
     import torch
-    import torch.distributed as dist
     if launcher == 'none' or torch.cuda.is_available():
         return False
-    if not dist.is_initialized():
-        if launcher == 'slurm':
-            _slurm_env_to_torch_env()
-        dist.init_process_group(backend='gloo')
+    init_cpu_process_group(launcher)
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     wrapper.setdefault('type', 'MMDistributedDataParallel')
@@ -198,6 +194,20 @@ def setup_cpu_distributed(cfg: Any, launcher: str) -> bool:
     cfg.model_wrapper_cfg = wrapper
     _replace_sync_bn(cfg.model)
     return True
+
+
+def init_cpu_process_group(launcher: str) -> None:
+    """Create a gloo group from torchrun's or Slurm's environment, without CUDA.
+
+    mmengine's own start-up calls ``torch.cuda.set_device`` first, which fails on a
+    machine without CUDA; this skips it. No-op if a group already exists.
+    """
+    import torch.distributed as dist
+    if dist.is_initialized():
+        return
+    if launcher == 'slurm':
+        _slurm_env_to_torch_env()
+    dist.init_process_group(backend='gloo')
 
 
 def _slurm_env_to_torch_env() -> None:
