@@ -4,13 +4,17 @@ DINO (Caron et al., 2021) publishes backbone weights with timm-style keys
 (``blocks.N.attn.qkv`` ...); mmpretrain names the same tensors differently
 (``layers.N.attn.qkv``, ``ln1``/``ln2``, ``ffn.layers``). Shapes and maths are
 identical (pre-norm blocks, fused qkv, GELU MLP, final LayerNorm), so conversion is a
-pure renaming.
+pure renaming. The one behavioural difference is how position embeddings are resized
+for inputs other than the training resolution: :func:`dino_resize_pos_embed` does it
+DINO's way (used by ``DINOVisionTransformer``).
 """
 import math
 import re
 from collections import OrderedDict
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Tuple
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 _BLOCK_RENAMES = {
@@ -29,6 +33,7 @@ _TOP_RENAMES = {
     'norm.weight': 'ln1.weight',
     'norm.bias': 'ln1.bias',
 }
+_ALIGNABLE = ('linear', 'bilinear', 'bicubic', 'trilinear')  # take align_corners
 _BLOCK_KEY = re.compile(r'^blocks\.(\d+)\.(.+)\.(weight|bias)$')
 
 
@@ -92,3 +97,50 @@ def infer_vit_arch(state: Mapping[str, Tensor], head_dims: int = 64) -> dict:
                   feedforward_channels=state['layers.0.ffn.layers.0.0.weight']
                   .shape[0]),
         patch_size=patch_size, img_size=side * patch_size)
+
+
+def dino_resize_pos_embed(pos_embed: Tensor, dst_shape: Tuple[int, int],
+                          num_extra_tokens: int = 1,
+                          mode: str = 'bicubic') -> Tensor:
+    """Position embeddings for a ``rows x cols`` patch grid, resized as DINO does.
+
+    DINO stores embeddings for a square ``S x S`` grid (the training resolution). For
+    any other grid it resamples them with ``F.interpolate`` given a *scale factor*
+    per axis, ``(rows + 0.1) / S`` for the rows and ``(cols + 0.1) / S`` for the
+    columns (the 0.1 only makes the floored output size come out as ``rows x cols``
+    despite rounding), corners not aligned. PyTorch places the samples by that
+    scale factor, not by the ratio of output to input size, so the result differs
+    slightly from resizing to ``size=(rows, cols)`` (mmpretrain's
+    ``resize_pos_embed``): a small random 2-layer ViT with DINO's 28 x 28 grid gives
+    final features about 0.1 apart on a 160 x 224 image. When the grid is the
+    stored ``S x S`` one the embeddings are returned untouched, as in DINO.
+
+    Args:
+        pos_embed: ``(1, E + S * S, C)`` embeddings, the ``E`` extra tokens (the class
+            token) first, then the grid row by row.
+        dst_shape: ``(rows, cols)`` of the patch grid of the current input.
+        num_extra_tokens: ``E``, tokens that are not resized.
+        mode: interpolation mode; DINO uses ``'bicubic'``.
+
+    Returns:
+        ``(1, E + rows * cols, C)`` embeddings, same dtype as ``pos_embed``.
+
+    Raises:
+        ValueError: if the stored grid is not square.
+    """
+    _, length, dims = pos_embed.shape
+    side = math.isqrt(length - num_extra_tokens)
+    if side * side != length - num_extra_tokens:
+        raise ValueError(f'{length - num_extra_tokens} position embeddings do not '
+                         'form a square grid')
+    rows, cols = int(dst_shape[0]), int(dst_shape[1])
+    if (rows, cols) == (side, side):
+        return pos_embed
+    grid = pos_embed[:, num_extra_tokens:].reshape(1, side, side, dims)
+    # bicubic needs float32 (float16 is not implemented on every device)
+    grid = F.interpolate(grid.permute(0, 3, 1, 2).float(),
+                         scale_factor=((rows + 0.1) / side, (cols + 0.1) / side),
+                         mode=mode, align_corners=False if mode in _ALIGNABLE else None)
+    assert tuple(grid.shape[-2:]) == (rows, cols), grid.shape
+    grid = grid.flatten(2).transpose(1, 2).to(pos_embed.dtype)
+    return torch.cat((pos_embed[:, :num_extra_tokens], grid), dim=1)

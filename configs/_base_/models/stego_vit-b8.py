@@ -3,6 +3,8 @@
 # Convert the official DINO weights first:
 #   python tools/model_converters/dino_to_mmpretrain.py \
 #       dino_vitbase8_pretrain.pth checkpoints/dino_vitb8_mmpretrain.pth
+# DINOVisionTransformer = mmpretrain's VisionTransformer (same weights) resizing the
+# position embeddings for non-square inputs exactly as DINO does; keep img_size=224.
 dino_checkpoint = 'checkpoints/dino_vitb8_mmpretrain.pth'
 code_dims = 70
 num_classes = 21
@@ -22,7 +24,7 @@ model = dict(
         out_channels=768,
         feature_stride=8,
         backbone=dict(
-            type='mmpretrain.VisionTransformer',
+            type='DINOVisionTransformer',
             arch='base',
             img_size=224,
             patch_size=8,

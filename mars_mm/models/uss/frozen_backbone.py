@@ -14,8 +14,9 @@ class FrozenBackbone(BaseModule):
     eval mode (no dropout, BN statistics fixed) and it returns one dense feature map.
 
     For STEGO the backbone is a self-supervised ViT, e.g.
-    ``dict(type='mmpretrain.VisionTransformer', arch='base', patch_size=8,
-    out_type='featmap', init_cfg=dict(type='Pretrained', checkpoint=...))``, whose
+    ``dict(type='DINOVisionTransformer', arch='base', patch_size=8,
+    out_type='featmap', init_cfg=dict(type='Pretrained', checkpoint=...))`` (an
+    ``mmpretrain.VisionTransformer`` resizing position embeddings as DINO), whose
     last-layer patch tokens form the ``(B, C, H / 8, W / 8)`` map.
 
     Args:
