@@ -18,6 +18,7 @@ from typing import Dict, List
 import numpy as np
 from PIL import Image
 
+from mars_mm.debias.settings import DebiasSettings, Sample
 from mars_mm.utils.io import save_label_png
 
 HEIGHT, WIDTH, STRIDE, DIM = 48, 64, 8, 8
@@ -80,9 +81,35 @@ def make_scene(root: str, num_images: int = 9, seed: int = 0,
 
 
 def scene_samples(scene: Dict[str, object]) -> list:
-    """:class:`mars_mm.apis.debias.Sample` list of a scene."""
-    from mars_mm.apis.debias import Sample
+    """:class:`mars_mm.debias.settings.Sample` list of a scene."""
     return [Sample(stem, osp.join(scene['images'], stem + '.jpg'),
                    np.asarray(scene['tags'][stem]),
                    osp.join(scene['gt'], stem + '.png'))
             for stem in scene['stems']]
+
+
+def scene_settings(scene: Dict[str, object], work_dir: str,
+                   **overrides) -> DebiasSettings:
+    """Settings of a run on the scene: CRF, no centring, a gallery of 3."""
+    options = dict(pseudo_label_dir=scene['pseudo'], embedding_dir=scene['emb'],
+                   work_dir=str(work_dir), num_classes=NUM_CLASSES,
+                   class_names=CLASS_NAMES, refinement=dict(type='crf'),
+                   report=dict(gallery=3, dpi=60))
+    options.update(overrides)
+    return DebiasSettings(**options)
+
+
+def gallery_rows(path: str) -> int:
+    """Image rows drawn in a bias-report ``gallery.png``.
+
+    Every panel is opaque (image, colourised labels, debias map), so along the pixel
+    column crossing the most non-white pixels of the left third (the image panels;
+    the colour bar on the right spans all rows) each row is one long non-white run;
+    titles, legend and the white gaps between rows are not.
+    """
+    image = np.asarray(Image.open(path).convert('RGB'))
+    ink = (image < 245).any(axis=-1)[:, :image.shape[1] // 3]
+    column = np.concatenate([[False], ink[:, ink.mean(axis=0).argmax()], [False]])
+    edges = np.flatnonzero(np.diff(column.astype(np.int8)))
+    lengths = edges[1::2] - edges[::2]
+    return int(np.sum(lengths >= 0.5 * lengths.max()))

@@ -1,7 +1,7 @@
 """MARS Stage 3: debiased centroids, debias maps and debiased labels.
 
-Plain functions on numpy/torch arrays (no runner, no files); the streaming tool in
-:mod:`mars_mm.apis.debias` and the ``DebiasPseudoLabel`` transform call them.
+Plain functions on numpy/torch arrays (no runner, no files); the streaming job in
+:mod:`mars_mm.debias` and the ``DebiasPseudoLabel`` transform call them.
 The steps follow ``docs/mars-method.md`` (Stage 3):
 
 1. :func:`image_centroids`: per (image, class of the pseudo label ``Y_b``) spherical
@@ -16,52 +16,75 @@ The steps follow ``docs/mars-method.md`` (Stage 3):
    of the ``ceil(alpha * n_c)`` centroids farthest from the background.
 4. :func:`debias_map`: ``M = relu(max_{c in tags} cos(F, V_c))`` on the feature grid,
    bilinearly upsampled to the image.
-5. :func:`binarise_map`: dense CRF on ``[(1 - M)^gamma, M]`` (the shared wrapper
-   :func:`mars_mm.core.crf.dense_crf`), or a threshold; ``keep = M_db == 1``.
+5. :func:`binarise_map` (in :mod:`mars_mm.core.refine`, with every other CRF
+   refinement): dense CRF on ``[(1 - M)^gamma, M]``, or a threshold;
+   ``keep = M_db == 1``.
 6. :func:`debias_label`: foreground pixels (1..253) with ``keep == False`` become
    ``BIASED_INDEX`` (254); background (0), 254 and 255 never change; no pixel changes
    class.
 
-The centroid file ``<out>/centroids.npz`` written by the tool (one row per centroid of
-the dataset, ``T`` rows in all) holds:
-
-==================  ==========================  =====================================
-key                 shape / dtype               content
-==================  ==========================  =====================================
-stems               ``(N,)`` str                image stems, in pass order
-image_index         ``(T,)`` int64              row into ``stems``
-class_ids           ``(T,)`` int64              class of the centroid (0 background)
-sizes               ``(T,)`` int64              feature-grid pixels in the cluster
-distance            ``(T,)`` float32            distance to background (all rows)
-selected            ``(T,)`` bool               used for the class's ``V_c``
-debiased            ``(C + 1, D)`` float32      ``V_c`` (row 0 and unused rows zero)
-debiased_valid      ``(C + 1,)`` bool           class has a ``V_c``
-num_selected        ``(C + 1,)`` int64          ``ceil(alpha * n_c)``
-cut                 ``(C + 1,)`` float32        smallest selected distance (NaN if none)
-background_mean     ``(D,)`` float32            ``b_mean``
-embedding_mean      ``(D,)`` float32            dataset mean (centring), or ``(0,)``
-alpha, k_fg, k_bg   scalars                     the parameters used
-==================  ==========================  =====================================
-
-The centroid vectors themselves, ``(T, D)`` float32 in the same row order, are in
-``<out>/centroid_vectors.npy`` (written and read in chunks, so memory stays flat).
+The image-level classes ``C_I`` of step 4 come from one of :data:`TAG_SOURCES`; the
+classes found in a label map are :func:`classes_in_label` (tool and transform alike).
+The files the offline job reads and writes are described in
+:mod:`mars_mm.debias.formats`.
 """
 import math
-from dataclasses import dataclass, field, replace
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
+import warnings
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mars_mm.core.crf import CRFParams, dense_crf
 from mars_mm.core.kmeans import grouped_spherical_kmeans
+from mars_mm.core.refine import Refinement, binarise_map  # noqa: F401  (step 5)
 from mars_mm.utils.io import BIASED_INDEX, IGNORE_INDEX
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 #: Largest value that counts as a foreground class id in a pseudo label.
 MAX_CLASS_ID = BIASED_INDEX - 1
+
+#: Where the image-level classes ``C_I`` come from, for the tool and the transform:
+#: ``'img_tags'`` (the dataset's tags, the paper's), ``'gt'`` (classes of the GT
+#: mask, offline tool only) or ``'pseudo_label'`` (classes of the baseline label).
+TAG_SOURCES = ('img_tags', 'gt', 'pseudo_label')
+#: v0.1 names still accepted (the tool called ``'img_tags'`` ``'dataset'``).
+_TAG_SOURCE_ALIASES = {'dataset': 'img_tags'}
+
+
+def check_tag_source(name: str, allowed: Sequence[str] = TAG_SOURCES) -> str:
+    """The canonical name of a tag source, checked against ``allowed``.
+
+    Raises:
+        ValueError: for a name outside ``allowed`` (aliases resolved first).
+    """
+    if name in _TAG_SOURCE_ALIASES:
+        new = _TAG_SOURCE_ALIASES[name]
+        warnings.warn(f'tag_source={name!r} is deprecated; use {new!r}',
+                      DeprecationWarning, stacklevel=3)
+        name = new
+    if name not in allowed:
+        raise ValueError(f'tag_source must be one of {tuple(allowed)}, got {name!r}')
+    return name
+
+
+def classes_in_label(label: np.ndarray, num_classes: int) -> np.ndarray:
+    """The foreground classes present in a label map: its values in ``1..C``.
+
+    The one tag filter of Stage 3 (``tag_source='gt'`` / ``'pseudo_label'``):
+    background, 254 (removed), 255 (ignore) and anything ``>= num_classes`` are no
+    class of the image.
+
+    Args:
+        label: ``(H, W)`` label map.
+        num_classes: C + 1 (background included).
+
+    Returns:
+        np.ndarray: sorted int64 class ids.
+    """
+    values = np.unique(label)
+    return values[(values > 0) & (values < num_classes)].astype(np.int64)
 
 
 class ImageCentroids(NamedTuple):
@@ -75,47 +98,6 @@ class ImageCentroids(NamedTuple):
     class_ids: np.ndarray
     vectors: np.ndarray
     sizes: np.ndarray
-
-
-@dataclass(frozen=True)
-class Refinement:
-    """How the debias map becomes binary (step 5).
-
-    Attributes:
-        method: ``'crf'`` (dense CRF on ``[(1 - M)^gamma, M]``, the paper's) or
-            ``'threshold'`` (``keep = M > threshold``, cheap).
-        gamma: exponent on the background channel for the CRF **[decision]**.
-        threshold: cut-off of the threshold method **[decision]**.
-        crf: dense-CRF parameters.
-        crop_margin: if set, the CRF runs only on the bounding box of the label's
-            foreground grown by this many pixels (only foreground pixels can change;
-            pixels outside the box fall back to the threshold). ``None``: whole
-            image, the paper's.
-        scale: the CRF runs on the image resized by this factor (spatial kernel
-            widths scaled alike) and its marginals are resized back; 1.0 is exact.
-    """
-    method: str = 'crf'
-    gamma: float = 1.0
-    threshold: float = 0.5
-    crf: CRFParams = field(default_factory=CRFParams)
-    crop_margin: Optional[int] = None
-    scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.method not in ('crf', 'threshold'):
-            raise ValueError(f"refinement method must be 'crf' or 'threshold', "
-                             f'got {self.method!r}')
-        if not 0 < self.scale <= 1:
-            raise ValueError(f'refinement scale must lie in (0, 1], got {self.scale}')
-
-    @classmethod
-    def from_config(cls, cfg: Optional[dict]) -> 'Refinement':
-        """Build from a config dict such as ``dict(type='crf', gamma=1.0, crf=...)``."""
-        cfg = dict(cfg or {})
-        method = cfg.pop('type', cfg.pop('method', 'crf'))
-        crf = cfg.pop('crf', None)
-        crf = crf if isinstance(crf, CRFParams) else CRFParams(**(crf or {}))
-        return cls(method=method, crf=crf, **cfg)
 
 
 def resize_label_to_grid(label: np.ndarray, grid_size: Tuple[int, int]) -> np.ndarray:
@@ -356,68 +338,6 @@ def debias_map(embedding: torch.Tensor, debiased: ArrayLike, tags: Sequence[int]
     return full.clamp(0, 1).cpu().numpy().astype(np.float32)
 
 
-def _foreground_box(foreground: np.ndarray, margin: int) -> Tuple[slice, slice]:
-    rows = np.flatnonzero(foreground.any(axis=1))
-    cols = np.flatnonzero(foreground.any(axis=0))
-    height, width = foreground.shape
-    return (slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)),
-            slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)))
-
-
-def _crf_keep(debias: np.ndarray, image: np.ndarray,
-              refinement: Refinement) -> np.ndarray:
-    """Argmax of the CRF on ``[(1 - M)^gamma, M]``, optionally at a smaller scale."""
-    import cv2
-    params = refinement.crf
-    height, width = debias.shape
-    if refinement.scale != 1.0:
-        size = (max(1, round(width * refinement.scale)),
-                max(1, round(height * refinement.scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        debias = cv2.resize(debias, size, interpolation=cv2.INTER_LINEAR)
-        params = replace(params, gaussian_sxy=params.gaussian_sxy * refinement.scale,
-                         bilateral_sxy=params.bilateral_sxy * refinement.scale)
-    probs = np.stack([(1.0 - debias) ** refinement.gamma, debias]).astype(np.float32)
-    marginals = dense_crf(np.ascontiguousarray(image), probs, params)
-    if refinement.scale != 1.0:
-        foreground = cv2.resize(marginals[1] - marginals[0], (width, height),
-                                interpolation=cv2.INTER_LINEAR)
-        return foreground > 0
-    return marginals.argmax(axis=0) == 1
-
-
-def binarise_map(debias: np.ndarray, image: Optional[np.ndarray] = None,
-                 refinement: Refinement = Refinement(),
-                 foreground: Optional[np.ndarray] = None) -> np.ndarray:
-    """Step 5: ``M_db``, True where the pixel is kept as its class.
-
-    Args:
-        debias: ``(H, W)`` map in [0, 1].
-        image: ``(H, W, 3)`` uint8 RGB (needed by the CRF).
-        refinement: method and parameters.
-        foreground: ``(H, W)`` bool, the pixels that may change (for
-            ``refinement.crop_margin``).
-
-    Returns:
-        np.ndarray: ``(H, W)`` bool. The CRF's argmax breaks ties towards removal,
-        like ``M > threshold`` does.
-    """
-    if refinement.method == 'threshold':
-        return debias > refinement.threshold
-    if image is None:
-        raise ValueError('CRF refinement needs the RGB image')
-    if image.shape[:2] != debias.shape:
-        raise ValueError(f'image {image.shape[:2]} and debias map {debias.shape} '
-                         'differ in size')
-    if refinement.crop_margin is None or foreground is None:
-        return _crf_keep(debias, image, refinement)
-    keep = debias > refinement.threshold
-    if foreground.any():
-        box = _foreground_box(foreground, refinement.crop_margin)
-        keep[box] = _crf_keep(debias[box], image[box], refinement)
-    return keep
-
-
 def debias_label(label: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Step 6: mark foreground pixels outside ``keep`` as ``BIASED_INDEX``.
 
@@ -489,49 +409,3 @@ def debias_image(label: np.ndarray, embedding: ArrayLike, tags: Sequence[int],
     if has_foreground:
         keep = binarise_map(score, image, refinement, foreground)
     return DebiasResult(debias_label(label, keep), score, keep)
-
-
-def removal_stats(baseline: np.ndarray, debiased: np.ndarray,
-                  num_classes: int) -> Dict[str, np.ndarray]:
-    """Per-class foreground and removed pixel counts of one image.
-
-    Returns:
-        dict: ``foreground`` and ``removed``, each ``(C + 1,)`` int64 (index = class
-        of the baseline label; row 0 stays zero).
-    """
-    baseline = np.asarray(baseline, dtype=np.int64)
-    foreground = (baseline > 0) & (baseline < num_classes)
-    removed = foreground & (np.asarray(debiased) == BIASED_INDEX)
-    return dict(
-        foreground=np.bincount(baseline[foreground], minlength=num_classes),
-        removed=np.bincount(baseline[removed], minlength=num_classes))
-
-
-def removal_counts(gt: np.ndarray, baseline: np.ndarray, debiased: np.ndarray,
-                   context: np.ndarray) -> Dict[str, int]:
-    """Pixel counts that score a debiasing against known context (one image).
-
-    Args:
-        gt: ``(H, W)`` ground truth (0 background, 1..C objects, 255 ignored).
-        baseline: ``(H, W)`` baseline pseudo label.
-        debiased: ``(H, W)`` debiased label (254 = removed).
-        context: ``(H, W)`` bool, planted context (background in the GT).
-
-    Returns:
-        dict: ``removed`` (baseline foreground marked 254), ``removed_context``,
-        ``context_fg`` (context the baseline called foreground),
-        ``removed_object`` / ``object_fg`` (true object pixels, removed / called
-        foreground by the baseline) and ``object`` (all true object pixels).
-    """
-    baseline = np.asarray(baseline)
-    foreground = (baseline > 0) & (baseline <= MAX_CLASS_ID)
-    removed = foreground & (np.asarray(debiased) == BIASED_INDEX)
-    context = np.asarray(context, dtype=bool)
-    gt = np.asarray(gt)
-    obj = (gt > 0) & (gt != IGNORE_INDEX)
-    return dict(removed=int(removed.sum()),
-                removed_context=int((removed & context).sum()),
-                context_fg=int((foreground & context).sum()),
-                removed_object=int((removed & obj).sum()),
-                object_fg=int((foreground & obj).sum()),
-                object=int(obj.sum()))

@@ -111,29 +111,6 @@ def test_label_rule_hand_worked():
     assert set(np.unique(out[label > 0])) <= {BIASED_INDEX, IGNORE_INDEX}
 
 
-def test_binarise_threshold_and_crf():
-    debias = np.zeros((24, 32), np.float32)
-    debias[6:18, 8:24] = 0.9
-    keep = core.binarise_map(debias, refinement=core.Refinement('threshold',
-                                                               threshold=0.5))
-    np.testing.assert_array_equal(keep, debias > 0.5)
-    image = np.full((24, 32, 3), 30, np.uint8)
-    image[6:18, 8:24] = 220
-    keep = core.binarise_map(debias, image, core.Refinement('crf'))
-    np.testing.assert_array_equal(keep, debias > 0.5)
-    with pytest.raises(ValueError, match='RGB image'):
-        core.binarise_map(debias, None, core.Refinement('crf'))
-    with pytest.raises(ValueError, match='refinement method'):
-        core.Refinement('otsu')
-
-
-def test_refinement_from_config():
-    refinement = core.Refinement.from_config(
-        dict(type='crf', gamma=2.0, crf=dict(num_iters=5)))
-    assert refinement.method == 'crf' and refinement.gamma == 2.0
-    assert refinement.crf.num_iters == 5 and refinement.crf.bilateral_sxy == 67.0
-
-
 def test_image_centroids_degenerate_cases():
     rng = np.random.default_rng(1)
     embedding = core.normalise_embedding(rng.normal(size=(6, 4, 5)))
@@ -187,39 +164,17 @@ def test_debias_image_rules():
     np.testing.assert_array_equal(result.label == 254, expected <= 0.5)
 
 
-def test_fast_crf_options_agree_with_the_full_crf():
-    rng = np.random.default_rng(4)
-    height, width = 64, 96
-    image = np.full((height, width, 3), 40, np.uint8)
-    image[16:48, 24:72] = 200
-    image = np.clip(image + rng.normal(0, 5, image.shape), 0, 255).astype(np.uint8)
-    debias = np.full((height, width), 0.3, np.float32)
-    debias[16:48, 24:72] = 0.7
-    debias = np.clip(debias + rng.normal(0, 0.1, debias.shape), 0, 1)
-    foreground = np.zeros((height, width), bool)
-    foreground[10:54, 20:60] = True
-    full = core.binarise_map(debias, image, core.Refinement('crf'))
-    expected = np.zeros((height, width), bool)
-    expected[16:48, 24:72] = True
-    assert np.mean(full == expected) > 0.98
-    for options in (dict(crop_margin=8), dict(scale=0.5),
-                    dict(crop_margin=8, scale=0.5)):
-        fast = core.binarise_map(debias, image, core.Refinement('crf', **options),
-                                 foreground)
-        assert np.mean(fast[foreground] == full[foreground]) > 0.97, options
-    cropped = core.binarise_map(debias, image, core.Refinement('crf', crop_margin=2),
-                                foreground)
-    # outside the grown box only the threshold decides
-    np.testing.assert_array_equal(cropped[:, 62:], debias[:, 62:] > 0.5)
-    with pytest.raises(ValueError, match='scale'):
-        core.Refinement('crf', scale=2.0)
-
-
-def test_removal_counts_hand_worked():
-    gt = np.array([[0, 0, 1, 1, 255]])
-    baseline = np.array([[0, 1, 1, 1, 1]])
-    debiased = np.array([[0, 254, 254, 1, 254]])
-    context = np.array([[1, 1, 0, 0, 0]], bool)
-    assert core.removal_counts(gt, baseline, debiased, context) == dict(
-        removed=3, removed_context=1, context_fg=1, removed_object=1, object_fg=2,
-        object=2)
+def test_tag_vocabulary_and_filter():
+    assert core.TAG_SOURCES == ('img_tags', 'gt', 'pseudo_label')
+    assert core.check_tag_source('gt') == 'gt'
+    with pytest.warns(DeprecationWarning, match="'img_tags'"):
+        assert core.check_tag_source('dataset') == 'img_tags'
+    with pytest.raises(ValueError, match="one of \\('img_tags', 'pseudo_label'\\)"):
+        core.check_tag_source('gt', ('img_tags', 'pseudo_label'))
+    with pytest.raises(ValueError, match='tag_source'):
+        core.check_tag_source('tags')
+    label = np.array([[0, 3, 1, 254], [255, 1, 20, 3]], np.uint8)
+    found = core.classes_in_label(label, num_classes=21)
+    assert found.dtype == np.int64
+    np.testing.assert_array_equal(found, [1, 3, 20])
+    np.testing.assert_array_equal(core.classes_in_label(label, 4), [1, 3])

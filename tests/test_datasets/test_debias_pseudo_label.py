@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from mmengine.dataset import Compose
 
-from mars_mm.apis import debias as api
+from mars_mm.debias.job import debias_pseudo_labels
+from mars_mm.debias.settings import DebiasSettings, samples_from_dataset
 from mars_mm.registry import DATASETS, TRANSFORMS
 from mars_mm.utils.io import load_label_png
 from tests.debias_fixtures import make_scene
@@ -25,12 +26,12 @@ def offline(tmp_path_factory):
                                         seg_map_path='SegmentationClass'),
                        pipeline=[])
     dataset = DATASETS.build(dataset_cfg)
-    samples = api.samples_from_dataset(dataset)
-    settings = api.DebiasSettings(
+    samples = samples_from_dataset(dataset)
+    settings = DebiasSettings(
         pseudo_label_dir=scene['pseudo'], embedding_dir=scene['emb'],
         work_dir=osp.join(root, 'work'), num_classes=len(dataset.metainfo['classes']),
         centring='dataset', refinement=dict(type='crf', gamma=1.0))
-    api.debias_pseudo_labels(samples, settings, report=False)
+    debias_pseudo_labels(samples, settings, report=False)
     return scene, dataset_cfg, settings
 
 
@@ -92,3 +93,15 @@ def test_transform_errors(offline):
     with pytest.raises(FileNotFoundError, match='nowhere.npz'):
         missing(dict(img_path=f'{stem}.jpg', gt_seg_map=label, img_tags=[1],
                      img=np.zeros(label.shape + (3,), np.uint8)))
+
+
+def test_transform_speaks_the_tools_tag_vocabulary(offline):
+    scene, _, settings = offline
+    args = dict(DEFAULT_ARGS, centroid_file=settings.centroid_file,
+                embedding_dir=scene['emb'])
+    with pytest.warns(DeprecationWarning, match="'img_tags'"):
+        transform = TRANSFORMS.build(dict(args, tag_source='dataset'))
+    assert transform.tag_source == 'img_tags'
+    # a pipeline's gt_seg_map is the pseudo label: no GT classes to take tags from
+    with pytest.raises(ValueError, match="one of \\('img_tags', 'pseudo_label'\\)"):
+        TRANSFORMS.build(dict(args, tag_source='gt'))

@@ -1,4 +1,5 @@
 """tools/mars/debias.py end to end on a tiny VOC-layout fixture (1 and 2 ranks)."""
+import json
 import os
 import os.path as osp
 import subprocess
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from mars_mm.utils.io import load_label_png
-from tests.debias_fixtures import make_scene
+from tests.debias_fixtures import gallery_rows, make_scene
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO_ROOT, 'tools', 'mars', 'debias.py')
@@ -72,6 +73,7 @@ def test_tool_writes_labels_centroids_and_report(single):
         assert data['embedding_mean'].size == 0  # centring='none' from the config
         assert float(data['alpha']) == 0.4
         assert len(data['debiased']) == 21  # VOC classes from the dataset
+    assert _gallery(work_dir) == (2, 2)  # report=dict(gallery=2) of the config
 
 
 def test_tool_cfg_options_and_report_only(single):
@@ -80,6 +82,14 @@ def test_tool_cfg_options_and_report_only(single):
     _finish(_run([config, '--work-dir', work_dir, '--report-only', '--cfg-options',
                   'debias.report.gallery=1']))
     assert osp.isfile(osp.join(work_dir, 'report', 'report.md'))
+    assert _gallery(work_dir) == (1, 1)  # the option reached the report
+
+
+def _gallery(work_dir):
+    """(images listed in report.json, image rows drawn in gallery.png)."""
+    with open(osp.join(work_dir, 'report', 'report.json')) as file:
+        listed = len(json.load(file)['gallery'])
+    return listed, gallery_rows(osp.join(work_dir, 'report', 'gallery.png'))
 
 
 @pytest.mark.slow

@@ -14,8 +14,10 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from mars_mm.apis.debias import build_samples, map_separability, settings_from_config
+from mars_mm.apis.debias import build_samples
 from mars_mm.apis.launch import load_config
+from mars_mm.debias.analysis import map_separability
+from mars_mm.debias.settings import settings_from_config
 
 
 def main() -> None:

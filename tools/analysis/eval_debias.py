@@ -15,7 +15,7 @@ import os.path as osp
 
 import numpy as np
 
-from mars_mm.apis.debias import evaluate_debiasing
+from mars_mm.debias.analysis import evaluate_debiasing
 
 
 def parse_args() -> argparse.Namespace:

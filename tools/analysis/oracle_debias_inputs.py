@@ -17,7 +17,7 @@ import argparse
 import json
 import os.path as osp
 
-from mars_mm.apis.debias import oracle_biased_label, oracle_embedding
+from mars_mm.debias.analysis import oracle_biased_label, oracle_embedding
 from mars_mm.utils.io import load_label_png, save_array, save_label_png
 
 

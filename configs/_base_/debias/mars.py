@@ -18,7 +18,7 @@ debias = dict(
         threshold=0.5,
         crf=dict(num_iters=10, gaussian_sxy=1.0, gaussian_compat=3.0,
                  bilateral_sxy=67.0, bilateral_srgb=3.0, bilateral_compat=4.0)),
-    tag_source='dataset',  # image-level tags C_I ('gt' / 'pseudo_label' also)
+    tag_source='img_tags',  # C_I: the dataset's img_tags ('gt' / 'pseudo_label' also)
     embedding_stride=8,
-    num_workers=2,  # processes of the label pass
+    num_workers=2,  # processes of the centroid and label passes
     report=dict(enabled=True, gallery=8, dpi=150))

@@ -5,7 +5,18 @@ from typing import Optional
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from mars_mm.core.debias import (
+    Refinement,
+    check_tag_source,
+    classes_in_label,
+    debias_image,
+)
+from mars_mm.debias.formats import load_centroid_file, load_embedding
 from mars_mm.registry import TRANSFORMS
+
+#: The tag sources a pipeline can use: its ``gt_seg_map`` holds the pseudo label,
+#: so the GT's classes (``'gt'``, offline tool only) are not at hand.
+PIPELINE_TAG_SOURCES = ('img_tags', 'pseudo_label')
 
 
 @TRANSFORMS.register_module()
@@ -39,7 +50,9 @@ class DebiasPseudoLabel(BaseTransform):
         refinement (dict): ``dict(type='crf', gamma=1.0, crf=dict(...))`` or
             ``dict(type='threshold', threshold=0.5)``; use the tool's setting.
         tag_source (str): ``'img_tags'`` (the dataset's tags, the paper's) or
-            ``'pseudo_label'`` (the classes present in the label).
+            ``'pseudo_label'`` (the classes present in the label), as named for the
+            tool (:data:`mars_mm.core.debias.TAG_SOURCES`; ``'dataset'`` means
+            ``'img_tags'``).
         embedding_suffix (str): file ending of the embeddings.
         embedding_stride (int, optional): checked grid stride; ``None`` skips it.
         img_channel_order (str): channel order of ``img`` (mmcv loads ``'bgr'``).
@@ -50,10 +63,6 @@ class DebiasPseudoLabel(BaseTransform):
                  refinement: Optional[dict] = None, tag_source: str = 'img_tags',
                  embedding_suffix: str = '.npy', embedding_stride: Optional[int] = 8,
                  img_channel_order: str = 'bgr', keep_map: bool = False) -> None:
-        from mars_mm.core.debias import Refinement
-        if tag_source not in ('img_tags', 'pseudo_label'):
-            raise ValueError(f"tag_source must be 'img_tags' or 'pseudo_label', got "
-                             f'{tag_source!r}')
         if img_channel_order not in ('bgr', 'rgb'):
             raise ValueError(f'img_channel_order must be bgr or rgb, got '
                              f'{img_channel_order!r}')
@@ -61,7 +70,7 @@ class DebiasPseudoLabel(BaseTransform):
         self.embedding_dir = embedding_dir
         self.refinement_cfg = dict(refinement or dict(type='crf'))
         self.refinement = Refinement.from_config(self.refinement_cfg)
-        self.tag_source = tag_source
+        self.tag_source = check_tag_source(tag_source, PIPELINE_TAG_SOURCES)
         self.embedding_suffix = embedding_suffix
         self.embedding_stride = embedding_stride
         self.img_channel_order = img_channel_order
@@ -70,13 +79,21 @@ class DebiasPseudoLabel(BaseTransform):
 
     def _load_centroids(self) -> dict:
         if self._centroids is None:
-            from mars_mm.apis.debias import load_centroid_file
             self._centroids = load_centroid_file(self.centroid_file)
         return self._centroids
 
+    def _tags(self, results: dict, label: np.ndarray) -> np.ndarray:
+        """The image's classes ``C_I``, as the tool's ``resolve_tags`` gives them."""
+        if self.tag_source == 'pseudo_label':
+            # C + 1 from the centroid file: the tool's filter, on the same classes
+            num_classes = len(self._load_centroids()['debiased_valid'])
+            return classes_in_label(label, num_classes)
+        if 'img_tags' not in results:
+            raise KeyError(f'{results["img_path"]}: no img_tags in the results; '
+                           "load them or set tag_source='pseudo_label'")
+        return np.asarray(results['img_tags'], dtype=np.int64)
+
     def transform(self, results: dict) -> dict:
-        from mars_mm.apis.debias import load_embedding
-        from mars_mm.core.debias import debias_image
         label = np.asarray(results['gt_seg_map'])
         stem = osp.splitext(osp.basename(results['img_path']))[0]
         embedding = load_embedding(
@@ -91,14 +108,7 @@ class DebiasPseudoLabel(BaseTransform):
                                  'DebiasPseudoLabel before resizing/cropping')
             if self.img_channel_order == 'bgr':
                 image = np.ascontiguousarray(image[..., ::-1])
-        if self.tag_source == 'img_tags':
-            if 'img_tags' not in results:
-                raise KeyError(f'{results["img_path"]}: no img_tags in the results; '
-                               "load them or set tag_source='pseudo_label'")
-            tags = np.asarray(results['img_tags'], dtype=np.int64)
-        else:
-            values = np.unique(label)
-            tags = values[(values > 0) & (values < 254)]
+        tags = self._tags(results, label)
         centroids = self._load_centroids()
         result = debias_image(label, embedding, tags, centroids['debiased'],
                               centroids['debiased_valid'], image,
