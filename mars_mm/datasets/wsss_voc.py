@@ -4,12 +4,8 @@ from typing import Optional
 from mars_mm.registry import DATASETS
 from mars_mm.utils.io import voc_palette
 
+from .class_names import VOC_CLASSES
 from .wsss_base import WSSSBaseDataset
-
-VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
-               'car', 'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse',
-               'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train',
-               'tvmonitor')
 
 
 @DATASETS.register_module()

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mars_mm.datasets.generators.planted_bias import generate_planted_bias
+from mars_mm.datasets.generators.planted_bias import (
+    generate_planted_bias,
+    generate_preset,
+)
+from mars_mm.datasets.generators.planted_presets import PRESETS
 
 
 def _read_split(root, split):
@@ -135,3 +139,108 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match='background'):
         generate_planted_bias(str(tmp_path), num_train=1, num_val=0,
                               classes=('background', 'boat'), bias_pairs=())
+
+
+# ------------------------------------------------------------------ the family
+@pytest.mark.parametrize('preset', sorted(PRESETS))
+def test_each_preset_plants_what_meta_json_says(tmp_path, preset):
+    """Every preset, generated in full: meta.json records the preset, and the
+    co-occurrence counted back from the written files is within 0.05 of the asked
+    probabilities (train + val), for every bias pair."""
+    root = str(tmp_path / preset)
+    meta = generate_preset(root, preset)
+    with open(osp.join(root, 'meta.json')) as f:
+        assert json.load(f) == meta
+    assert meta['settings']['preset'] == preset
+    classes = meta['classes']
+    stems = _read_split(root, 'train') + _read_split(root, 'val')
+    assert len(stems) == sum(meta['splits'].values())
+    masks = {s: np.array(Image.open(osp.join(root, 'SegmentationClass', f'{s}.png')))
+             for s in stems}
+    contexts = {s: np.array(Image.open(osp.join(root, 'PlantedContext', f'{s}.png')))
+                for s in stems}
+    rows = meta['co_occurrence']['all']
+    assert [r['cls'] for r in rows] == [p['cls'] for p in meta['bias_pairs']]
+    for row in rows:
+        class_id = classes.index(row['cls'])
+        has_class = np.array([(masks[s] == class_id).any() for s in stems])
+        # the band of this pair is visible: its planted pixels exist and the
+        # image's XML/mask agree with the table's counts
+        assert has_class.sum() == row['with_class']
+        assert abs(row['p_context_given_class'] - row['p_with']) <= 0.05, row
+        assert abs(row['p_context_given_no_class'] - row['p_without']) <= 0.05, row
+    assert any(contexts[s].any() for s in stems)
+
+
+def test_voc_ids_are_read_by_the_voc_dataset_unchanged(tmp_path):
+    from mars_mm.datasets import WSSSVOCDataset
+    from mars_mm.datasets.class_names import VOC_CLASSES
+    root = str(tmp_path / 'voc')
+    meta = generate_preset(root, 'voc-like', num_train=12, num_val=2)
+    assert meta['classes'] == list(VOC_CLASSES)
+    dataset = WSSSVOCDataset(data_root=root,
+                             ann_file='ImageSets/Segmentation/train.txt',
+                             pipeline=[], lazy_init=False)
+    assert len(dataset) == 12
+    used = {VOC_CLASSES.index(name) for name in meta['settings']['classes']}
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        mask = np.array(Image.open(info['seg_map_path']))
+        values = set(np.unique(mask).tolist()) - {0}
+        # label ids are VOC's own, only of the classes asked for, and the tags
+        # the VOC dataset reads from the XML name exactly the mask's classes
+        assert values <= used
+        assert sorted(info['img_tags']) == sorted(values)
+
+
+def test_image_size_ranges_and_object_scale(tmp_path):
+    root = str(tmp_path / 'sizes')
+    meta = generate_planted_bias(root, num_train=20, num_val=0,
+                                 image_size=((40, 50), (60, 64)), seed=2)
+    sizes = {Image.open(osp.join(root, 'JPEGImages', f'{s}.jpg')).size
+             for s in _read_split(root, 'train')}
+    assert len(sizes) > 3
+    assert all(60 <= w <= 64 and 40 <= h <= 50 for w, h in sizes)
+    assert meta['settings']['image_size'] == [[40, 50], [60, 64]]
+
+    def mean_object_share(scale):
+        out = str(tmp_path / f's{scale}')
+        generate_planted_bias(out, num_train=30, num_val=0, image_size=(64, 64),
+                              object_scale=scale, bias_pairs=())
+        return np.mean([(np.array(Image.open(osp.join(
+            out, 'SegmentationClass', f'{s}.png'))) > 0).mean()
+            for s in _read_split(out, 'train')])
+    assert mean_object_share(0.5) < 0.5 * mean_object_share(1.0)
+    with pytest.raises(ValueError, match='at least 8 px'):
+        generate_planted_bias(str(tmp_path / 'bad'), num_train=1, image_size=(0, 0))
+
+
+def test_top_band_objects_sit_inside_their_context(tmp_path):
+    """An aeroplane's box lies within the rows of its sky band (a top band)."""
+    root = str(tmp_path / 'sky')
+    generate_planted_bias(root, num_train=15, num_val=0, image_size=(96, 96),
+                          classes=('aeroplane', 'cat'),
+                          bias_pairs=[dict(cls='aeroplane', context='sky')],
+                          p_with=1.0, p_without=0.0, max_objects=1)
+    checked = 0
+    for stem in _read_split(root, 'train'):
+        mask = np.array(Image.open(osp.join(root, 'SegmentationClass', f'{stem}.png')))
+        context = np.array(Image.open(osp.join(root, 'PlantedContext', f'{stem}.png')))
+        if not (mask == 1).any():
+            continue
+        rows = np.flatnonzero(context.any(axis=1))
+        ys = np.flatnonzero((mask == 1).any(axis=1))
+        # the band starts at the top edge and the aeroplane overlaps its rows
+        assert rows.min() == 0
+        assert ys.min() <= rows.max()
+        # sky surrounds it: context pixels left or right of the aeroplane
+        checked += 1
+    assert checked > 0
+
+
+def test_unknown_preset_and_voc_names(tmp_path):
+    with pytest.raises(KeyError, match='voc-like'):
+        generate_preset(str(tmp_path), 'no-such-preset')
+    with pytest.raises(ValueError, match='VOC class names'):
+        generate_planted_bias(str(tmp_path), num_train=1, classes=('widget',),
+                              bias_pairs=(), voc_ids=True)

@@ -3,22 +3,27 @@
 Example::
 
     python tools/dataset_converters/planted_bias.py data/planted_bias
+    python tools/dataset_converters/planted_bias.py data/planted_voc --preset voc-like
     python tools/dataset_converters/planted_bias.py out --num-train 1000 \\
         --classes boat train bird cat --bias-pairs boat:water train:rails:0.8:0.2
 
-See ``mars_mm.datasets.generators.planted_bias`` and ``docs/en/datasets.md``.
+``--preset`` picks one dataset of the family (``--list-presets``); any other option
+given explicitly replaces the preset's value. See
+``mars_mm.datasets.generators.planted_bias`` and ``docs/en/datasets.md``.
 """
 import argparse
+import os.path as osp
+import sys
 import time
 
 from tqdm import tqdm
 
 from mars_mm.datasets.generators.planted_bias import (
-    DEFAULT_BIAS_PAIRS,
-    DEFAULT_CLASSES,
     format_co_occurrence,
-    generate_planted_bias,
+    generate_preset,
 )
+from mars_mm.datasets.generators.planted_presets import PRESETS
+from mars_mm.datasets.generators.planted_styles import CONTEXT_STYLES
 
 
 def parse_pair(text: str) -> dict:
@@ -29,45 +34,73 @@ def parse_pair(text: str) -> dict:
             f'bias pair {text!r}: expected cls:context or cls:context:p_with:p_without')
     pair = dict(cls=parts[0], context=parts[1])
     if len(parts) == 4:
-        pair.update(p_with=float(parts[2]), p_without=float(parts[3]))
+        try:
+            pair.update(p_with=float(parts[2]), p_without=float(parts[3]))
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f'bias pair {text!r}: {err}') from err
     return pair
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('out_dir', help='output folder (VOC layout)')
-    parser.add_argument('--num-train', type=int, default=400)
-    parser.add_argument('--num-val', type=int, default=100)
-    parser.add_argument('--image-size', type=int, nargs=2, default=(128, 128),
-                        metavar=('H', 'W'))
-    parser.add_argument('--classes', nargs='+', default=list(DEFAULT_CLASSES),
+    parser.add_argument('out_dir', nargs='?', help='output folder (VOC layout)')
+    parser.add_argument('--preset', default='default', choices=sorted(PRESETS),
+                        help='dataset of the family to start from (default: default)')
+    parser.add_argument('--list-presets', action='store_true',
+                        help='print the presets and their settings, then exit')
+    # None = keep the preset's value
+    parser.add_argument('--num-train', type=int)
+    parser.add_argument('--num-val', type=int)
+    parser.add_argument('--image-size', type=int, nargs=2, metavar=('H', 'W'))
+    parser.add_argument('--classes', nargs='+',
                         help='foreground class names (background is added)')
     parser.add_argument('--bias-pairs', nargs='*', type=parse_pair,
-                        default=[dict(p) for p in DEFAULT_BIAS_PAIRS],
                         help='cls:context[:p_with:p_without]; contexts with a '
-                        'built-in look: water, rails, grass')
-    parser.add_argument('--p-with', type=float, default=0.9,
+                        f'built-in look: {", ".join(CONTEXT_STYLES)}')
+    parser.add_argument('--p-with', type=float,
                         help='P(context | class present) for pairs without their own')
-    parser.add_argument('--p-without', type=float, default=0.1,
+    parser.add_argument('--p-without', type=float,
                         help='P(context | class absent) for pairs without their own')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--max-objects', type=int, default=3)
-    parser.add_argument('--noise-std', type=float, default=8.0)
-    return parser.parse_args()
+    parser.add_argument('--object-scale', type=float)
+    parser.add_argument('--voc-ids', action='store_true', default=None,
+                        help='write VOC 2012 class names and ids')
+    parser.add_argument('--seed', type=int)
+    parser.add_argument('--max-objects', type=int)
+    parser.add_argument('--noise-std', type=float)
+    args = parser.parse_args(argv)
+    if not args.list_presets and not args.out_dir:
+        parser.error('the output folder is required')
+    return args
 
 
-def main() -> None:
-    args = parse_args()
-    total = args.num_train + args.num_val
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.list_presets:
+        for name, settings in PRESETS.items():
+            print(f'{name}: {settings or "(the generator defaults)"}')
+        return
+    overrides = {key: value for key, value in dict(
+        num_train=args.num_train, num_val=args.num_val,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        classes=args.classes, bias_pairs=args.bias_pairs, p_with=args.p_with,
+        p_without=args.p_without, object_scale=args.object_scale,
+        voc_ids=args.voc_ids, seed=args.seed, max_objects=args.max_objects,
+        noise_std=args.noise_std).items() if value is not None}
+    if osp.isfile(osp.join(args.out_dir, 'meta.json')):
+        print(f'note: {args.out_dir} already holds a dataset; files of the same '
+              'names are replaced', file=sys.stderr)
     start = time.perf_counter()
-    with tqdm(total=total, desc='planted-bias images') as bar:
-        meta = generate_planted_bias(
-            args.out_dir, num_train=args.num_train, num_val=args.num_val,
-            image_size=tuple(args.image_size), classes=args.classes,
-            bias_pairs=args.bias_pairs, p_with=args.p_with, p_without=args.p_without,
-            seed=args.seed, max_objects=args.max_objects, noise_std=args.noise_std,
-            progress=lambda done, _: bar.update(done - bar.n))
+    with tqdm(desc=f'planted-bias images ({args.preset})') as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+        try:
+            meta = generate_preset(args.out_dir, args.preset, progress=progress,
+                                   **overrides)
+        except ValueError as err:
+            sys.exit(f'error: {err}')
     elapsed = time.perf_counter() - start
+    total = sum(meta['splits'].values())
     print(f'{total} images in {elapsed:.1f} s -> {args.out_dir}')
     for split in ('train', 'val', 'all'):
         print(f'\nco-occurrence ({split}):')

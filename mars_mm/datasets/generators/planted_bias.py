@@ -22,26 +22,33 @@ Layout written under ``out_dir`` (VOC 2012 names)::
 
     JPEGImages/<stem>.jpg              RGB, JPEG quality 95
     SegmentationClass/<stem>.png       palette PNG, 0 background, 1..C classes
+                                       (VOC's ids with ``voc_ids=True``)
     Annotations/<stem>.xml             VOC XML, one <object> per visible object
     PlantedContext/<stem>.png          1 where planted context is visible, else 0
     ImageSets/Segmentation/train.txt   stems of the train split (val.txt likewise)
     meta.json                          classes, bias pairs, settings, co-occurrence
 
+Drawing lives in :mod:`.planted_styles` (shapes, object and context looks) and
+:mod:`.planted_sample` (one image); :mod:`.planted_presets` names a family of
+datasets (:func:`generate_preset`) across which mars_mm's defaults are chosen.
+
 Everything is a pure function of the arguments: image ``i`` draws from
 ``numpy.random.default_rng([seed, i])``, so any image can be regenerated alone.
 """
-import hashlib
 import json
 import os
 import os.path as osp
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 from xml.etree import ElementTree
 
 import numpy as np
 from PIL import Image
 
 from mars_mm.utils.io import save_label_png, save_with
+
+from ..class_names import VOC_CLASSES
+from .planted_presets import preset_kwargs
+from .planted_sample import PlantedSample, generate_sample  # noqa: F401
 
 #: Foreground classes of the default dataset (VOC names, background excluded).
 DEFAULT_CLASSES = ('boat', 'train', 'bird', 'cat', 'car', 'bottle')
@@ -51,358 +58,6 @@ DEFAULT_BIAS_PAIRS = (
     dict(cls='boat', context='water'),
     dict(cls='train', context='rails'),
 )
-
-# ----------------------------------------------------------------------------------
-# Drawing primitives. All work on local coordinates of a box: ``yy``/``xx`` are
-# ``(h, w)`` grids in [0, 1] (top-left origin), so shapes scale with the box.
-# ----------------------------------------------------------------------------------
-
-ShapeFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-TextureFn = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
-
-
-def _ellipse(yy, xx, cy, cx, ry, rx):
-    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
-
-
-def _shape_hull(yy, xx):
-    # trapezoid hull (wide deck, narrower keel) with a cabin on top
-    hull = (yy >= 0.55) & (np.abs(xx - 0.5) <= 0.5 - 0.25 * (yy - 0.55) / 0.45)
-    cabin = (yy >= 0.2) & (yy < 0.55) & (xx >= 0.3) & (xx <= 0.65)
-    return hull | cabin
-
-
-def _shape_train(yy, xx):
-    body = (yy >= 0.1) & (yy <= 0.9)
-    # rounded front on the right
-    nose = _ellipse(yy, xx, 0.5, 0.85, 0.4, 0.15) | (xx <= 0.85)
-    wheels = (yy > 0.9) & (np.mod(xx * 6, 1.0) < 0.5)
-    return (body & nose) | wheels
-
-
-def _shape_bird(yy, xx):
-    body = _ellipse(yy, xx, 0.6, 0.45, 0.28, 0.38)
-    head = _ellipse(yy, xx, 0.3, 0.78, 0.18, 0.14)
-    beak = (xx >= 0.88) & (np.abs(yy - 0.3) <= 0.08 * (1.0 - (xx - 0.88) / 0.12))
-    wing = (yy >= 0.05) & (yy <= 0.6) & (np.abs(xx - 0.4) <= 0.3 * (yy - 0.05) / 0.55)
-    return body | head | beak | wing
-
-
-def _shape_cat(yy, xx):
-    body = _ellipse(yy, xx, 0.68, 0.5, 0.3, 0.45)
-    head = _ellipse(yy, xx, 0.35, 0.5, 0.22, 0.25)
-    ear_left = (yy < 0.25) & (yy >= 0.0) & (np.abs(xx - 0.35) <= 0.1 * yy / 0.25)
-    ear_right = (yy < 0.25) & (yy >= 0.0) & (np.abs(xx - 0.65) <= 0.1 * yy / 0.25)
-    return body | head | ear_left | ear_right
-
-
-def _shape_car(yy, xx):
-    lower = (yy >= 0.4) & (yy <= 0.8)
-    cabin = (yy >= 0.05) & (yy < 0.4) & (xx >= 0.2) & (xx <= 0.75)
-    wheel_left = _ellipse(yy, xx, 0.8, 0.25, 0.2, 0.12)
-    wheel_right = _ellipse(yy, xx, 0.8, 0.75, 0.2, 0.12)
-    return lower | cabin | wheel_left | wheel_right
-
-
-def _shape_bottle(yy, xx):
-    body = (yy >= 0.35) & (np.abs(xx - 0.5) <= 0.45)
-    neck = (yy >= 0.0) & (yy < 0.35) & (np.abs(xx - 0.5) <= 0.18)
-    return body | neck
-
-
-def _shape_ellipse(yy, xx):
-    return _ellipse(yy, xx, 0.5, 0.5, 0.5, 0.5)
-
-
-def _shape_diamond(yy, xx):
-    return np.abs(yy - 0.5) + np.abs(xx - 0.5) <= 0.5
-
-
-def _shape_rectangle(yy, xx):
-    return np.ones_like(yy, dtype=bool)
-
-
-def _stripes(colour_a, colour_b, freq, angle):
-    """Texture of two-colour stripes ``freq`` per box, rotated by ``angle`` degrees."""
-    colour_a, colour_b = np.asarray(colour_a, float), np.asarray(colour_b, float)
-    rad = np.deg2rad(angle)
-
-    def texture(yy, xx, rng):
-        phase = rng.uniform(0, 1)
-        wave = np.mod((xx * np.cos(rad) + yy * np.sin(rad)) * freq + phase, 1.0) < 0.5
-        return np.where(wave[..., None], colour_a, colour_b)
-    return texture
-
-
-def _spots(colour, spot_colour, density):
-    colour, spot_colour = np.asarray(colour, float), np.asarray(spot_colour, float)
-
-    def texture(yy, xx, rng):
-        spots = rng.random(yy.shape) < density
-        return np.where(spots[..., None], spot_colour, colour)
-    return texture
-
-
-def _windows(body, window, rows, cols):
-    body, window = np.asarray(body, float), np.asarray(window, float)
-
-    def texture(yy, xx, rng):
-        in_window = ((np.mod(xx * cols, 1.0) > 0.25) & (np.mod(xx * cols, 1.0) < 0.75)
-                     & (yy > 0.2) & (yy < 0.2 + 0.35 * rows / 2))
-        return np.where(in_window[..., None], window, body)
-    return texture
-
-
-def _gradient(top, bottom):
-    top, bottom = np.asarray(top, float), np.asarray(bottom, float)
-
-    def texture(yy, xx, rng):
-        return top + (bottom - top) * yy[..., None]
-    return texture
-
-
-@dataclass(frozen=True)
-class ObjectStyle:
-    """How a foreground class is drawn.
-
-    Args:
-        shape: ``(yy, xx) -> bool mask`` on unit box coordinates.
-        texture: ``(yy, xx, rng) -> (h, w, 3)`` float RGB.
-        aspect: box width / height.
-        height: (min, max) box height as a fraction of the image height.
-    """
-    shape: ShapeFn
-    texture: TextureFn
-    aspect: float
-    height: Tuple[float, float]
-
-
-@dataclass(frozen=True)
-class ContextStyle:
-    """How a context band is drawn.
-
-    Args:
-        texture: ``(yy, xx, rng) -> (h, w, 3)`` float RGB over the whole band.
-        height: (min, max) band height as a fraction of the image height.
-    """
-    texture: TextureFn
-    height: Tuple[float, float]
-
-
-def _water_texture(yy, xx, rng):
-    phase = rng.uniform(0, 2 * np.pi)
-    # wavy horizontal ripples, darker with depth
-    ripple = np.sin(yy * 40 + 3 * np.sin(xx * 12 + phase)) > 0.6
-    base = np.array([30, 90, 170], float) * (1.0 - 0.35 * yy[..., None])
-    return np.where(ripple[..., None], np.array([150, 200, 235], float), base)
-
-
-def _rails_texture(yy, xx, rng):
-    gravel = np.array([120, 110, 100], float) + rng.normal(0, 18, yy.shape + (1,))
-    ties = (np.mod(xx * 10 + rng.uniform(0, 1), 1.0) < 0.3) & (yy > 0.15) & (yy < 0.85)
-    steel = (np.abs(yy - 0.3) < 0.06) | (np.abs(yy - 0.7) < 0.06)
-    image = np.where(ties[..., None], np.array([95, 60, 30], float), gravel)
-    return np.where(steel[..., None], np.array([200, 200, 210], float), image)
-
-
-def _grass_texture(yy, xx, rng):
-    blades = rng.random(yy.shape) < 0.3
-    return np.where(blades[..., None], np.array([40, 160, 40], float),
-                    np.array([70, 120, 40], float))
-
-
-OBJECT_STYLES: Dict[str, ObjectStyle] = dict(
-    boat=ObjectStyle(_shape_hull, _stripes((220, 30, 30), (245, 245, 245), 4, 90),
-                     aspect=1.6, height=(0.22, 0.34)),
-    train=ObjectStyle(_shape_train, _windows((235, 200, 20), (40, 40, 60), 1, 5),
-                      aspect=2.4, height=(0.22, 0.3)),
-    bird=ObjectStyle(_shape_bird, _spots((140, 90, 40), (60, 35, 20), 0.25),
-                     aspect=1.2, height=(0.2, 0.32)),
-    cat=ObjectStyle(_shape_cat, _stripes((240, 150, 40), (170, 90, 20), 5, 45),
-                    aspect=1.1, height=(0.25, 0.38)),
-    car=ObjectStyle(_shape_car, _gradient((200, 40, 200), (110, 20, 120)),
-                    aspect=1.8, height=(0.2, 0.3)),
-    bottle=ObjectStyle(_shape_bottle, _stripes((30, 150, 90), (140, 230, 170), 3, 0),
-                       aspect=0.4, height=(0.3, 0.45)),
-)
-
-CONTEXT_STYLES: Dict[str, ContextStyle] = dict(
-    water=ContextStyle(_water_texture, height=(0.25, 0.35)),
-    rails=ContextStyle(_rails_texture, height=(0.14, 0.2)),
-    grass=ContextStyle(_grass_texture, height=(0.2, 0.3)),
-)
-
-_FALLBACK_SHAPES = (_shape_ellipse, _shape_diamond, _shape_rectangle)
-
-
-def _name_seed(name: str) -> int:
-    # stable across processes and Python runs (unlike hash())
-    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
-
-
-def object_style(name: str) -> ObjectStyle:
-    """The built-in style of class ``name``, or one derived from the name itself."""
-    if name in OBJECT_STYLES:
-        return OBJECT_STYLES[name]
-    rng = np.random.default_rng(_name_seed(name))
-    colour_a = rng.integers(40, 256, 3)
-    colour_b = np.clip(colour_a + rng.integers(-90, 90, 3), 0, 255)
-    shape = _FALLBACK_SHAPES[rng.integers(len(_FALLBACK_SHAPES))]
-    texture = _stripes(colour_a, colour_b, int(rng.integers(2, 6)),
-                       float(rng.uniform(0, 180)))
-    return ObjectStyle(shape, texture, aspect=float(rng.uniform(0.6, 1.8)),
-                       height=(0.2, 0.35))
-
-
-def context_style(name: str) -> ContextStyle:
-    """The built-in style of context ``name``, or a striped band derived from it."""
-    if name in CONTEXT_STYLES:
-        return CONTEXT_STYLES[name]
-    rng = np.random.default_rng(_name_seed('context:' + name))
-    colour_a = rng.integers(0, 256, 3)
-    colour_b = np.clip(colour_a + rng.integers(-60, 60, 3), 0, 255)
-    return ContextStyle(_stripes(colour_a, colour_b, 12, 0), height=(0.15, 0.3))
-
-
-# ----------------------------------------------------------------------------------
-# One image
-# ----------------------------------------------------------------------------------
-
-
-@dataclass
-class PlantedSample:
-    """One generated image with its annotations.
-
-    Attributes:
-        image: ``(H, W, 3)`` uint8 RGB.
-        label: ``(H, W)`` uint8, 0 background, 1..C classes.
-        context: ``(H, W)`` uint8, 1 where a planted context band is visible.
-        objects: ``(class id, (xmin, ymin, xmax, ymax))`` of visible objects, boxes
-            inclusive, 0-based pixels.
-        contexts: names of the context bands drawn.
-    """
-    image: np.ndarray
-    label: np.ndarray
-    context: np.ndarray
-    objects: List[Tuple[int, Tuple[int, int, int, int]]]
-    contexts: List[str]
-
-
-def _background(height, width, rng):
-    """Muted colour gradient with a few soft clutter blobs (never a class)."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(float)
-    yy, xx = yy / max(height - 1, 1), xx / max(width - 1, 1)
-    top = rng.uniform(120, 220, 3)
-    bottom = rng.uniform(80, 180, 3)
-    image = top + (bottom - top) * yy[..., None]
-    for _ in range(rng.integers(1, 4)):
-        cy, cx = rng.uniform(0, 1, 2)
-        ry, rx = rng.uniform(0.08, 0.25, 2)
-        blob = _ellipse(yy, xx, cy, cx, ry, rx)
-        tone = rng.uniform(90, 200) + rng.uniform(-15, 15, 3)  # near-grey
-        image[blob] = 0.6 * image[blob] + 0.4 * tone
-    return image
-
-
-def _local_grid(height, width):
-    yy, xx = np.mgrid[0:height, 0:width].astype(float)
-    return (yy + 0.5) / height, (xx + 0.5) / width
-
-
-def generate_sample(rng: np.random.Generator,
-                    image_size: Tuple[int, int],
-                    classes: Sequence[str],
-                    bias_pairs: Sequence[dict],
-                    max_objects: int = 3,
-                    noise_std: float = 8.0) -> PlantedSample:
-    """Draw one image.
-
-    Args:
-        rng: the image's random generator.
-        image_size: ``(H, W)``.
-        classes: foreground class names; class ``i`` gets label ``i + 1``.
-        bias_pairs: dicts with ``cls``, ``context``, ``p_with``, ``p_without``.
-        max_objects: objects per image are drawn uniformly from 1..max_objects
-            (distinct classes).
-        noise_std: std of the Gaussian pixel noise added to the whole image.
-
-    Returns:
-        PlantedSample: at least one object is always visible.
-    """
-    height, width = image_size
-    num_objects = int(rng.integers(1, min(max_objects, len(classes)) + 1))
-    present = sorted(rng.choice(len(classes), size=num_objects, replace=False).tolist())
-    present_names = {classes[i] for i in present}
-
-    # decide the context bands, then stack them from the bottom of the image upwards
-    wanted: List[str] = []
-    for pair in bias_pairs:
-        prob = pair['p_with'] if pair['cls'] in present_names else pair['p_without']
-        if rng.random() < prob and pair['context'] not in wanted:
-            wanted.append(pair['context'])
-    image = _background(height, width, rng)
-    context = np.zeros((height, width), dtype=bool)
-    band_top: Dict[str, int] = {}
-    band_rows: Dict[str, Tuple[int, int]] = {}
-    bottom = height
-    for name in wanted:
-        style = context_style(name)
-        band_h = max(2, int(round(rng.uniform(*style.height) * height)))
-        top = max(bottom - band_h, height // 3)
-        if top >= bottom:
-            break
-        yy, xx = _local_grid(bottom - top, width)
-        image[top:bottom] = style.texture(yy, xx, rng)
-        context[top:bottom] = True
-        band_top[name] = top
-        band_rows[name] = (top, bottom)
-        bottom = top
-    context_of = {pair['cls']: pair['context'] for pair in bias_pairs}
-
-    placements = []
-    for class_index in present:
-        name = classes[class_index]
-        style = object_style(name)
-        obj_h = max(4, int(round(rng.uniform(*style.height) * height)))
-        obj_w = max(4, min(width - 2, int(round(obj_h * style.aspect
-                                                  * rng.uniform(0.85, 1.15)))))
-        x0 = int(rng.integers(0, max(width - obj_w, 0) + 1))
-        anchor = band_top.get(context_of.get(name, ''), None)
-        if anchor is not None:
-            # rest on the band: bottom edge a little inside it, as a hull sits in water
-            sink = int(round(obj_h * rng.uniform(0.05, 0.2)))
-            y0 = anchor + sink - obj_h
-        else:
-            y0 = int(rng.integers(0, max(height - obj_h, 0) + 1))
-        y0 = int(np.clip(y0, 0, height - obj_h))
-        placements.append((obj_h * obj_w, class_index, style, y0, x0, obj_h, obj_w))
-
-    label = np.zeros((height, width), dtype=np.uint8)
-    # larger boxes first, so that smaller objects stay visible on top
-    for _, class_index, style, y0, x0, obj_h, obj_w in sorted(
-            placements, key=lambda p: -p[0]):
-        yy, xx = _local_grid(obj_h, obj_w)
-        mask = style.shape(yy, xx)
-        texture = style.texture(yy, xx, rng) * rng.uniform(0.85, 1.15)
-        region = (slice(y0, y0 + obj_h), slice(x0, x0 + obj_w))
-        image[region][mask] = texture[mask]
-        label[region][mask] = class_index + 1
-
-    image = image + rng.normal(0, noise_std, image.shape)
-    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    visible_context = (context & (label == 0)).astype(np.uint8)
-
-    objects = []
-    for class_index in present:
-        ys, xs = np.nonzero(label == class_index + 1)
-        if ys.size:
-            objects.append((class_index + 1,
-                            (int(xs.min()), int(ys.min()), int(xs.max()),
-                             int(ys.max()))))
-    contexts = [name for name, (top, stop) in band_rows.items()
-                if visible_context[top:stop].any()]
-    return PlantedSample(image, label, visible_context, objects, contexts)
-
 
 # ----------------------------------------------------------------------------------
 # Files
@@ -515,10 +170,39 @@ def format_co_occurrence(rows: Sequence[dict]) -> str:
     return '\n'.join(lines)
 
 
+SizeSpec = Union[Tuple[int, int], Tuple[Tuple[int, int], Tuple[int, int]]]
+
+
+def _size_ranges(image_size: SizeSpec) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """``((h_min, h_max), (w_min, w_max))`` from ``(H, W)`` or ranges."""
+    if len(image_size) != 2:
+        raise ValueError(f'image_size must be (H, W) or ((h_min, h_max), (w_min, '
+                         f'w_max)), got {image_size!r}')
+    ranges = []
+    for side in image_size:
+        low, high = (side, side) if np.isscalar(side) else tuple(side)
+        if not 8 <= int(low) <= int(high):
+            raise ValueError(f'image sides must be at least 8 px (and min <= max), '
+                             f'got image_size={image_size!r}')
+        ranges.append((int(low), int(high)))
+    return ranges[0], ranges[1]
+
+
+def _class_ids(classes: Sequence[str], voc_ids: bool) -> Tuple[List[str], List[int]]:
+    """All class names (background first) and the label id of each class."""
+    if not voc_ids:
+        return ['background'] + list(classes), list(range(1, len(classes) + 1))
+    unknown = [name for name in classes if name not in VOC_CLASSES[1:]]
+    if unknown:
+        raise ValueError(f'voc_ids=True needs VOC class names; unknown: {unknown} '
+                         f'(VOC: {", ".join(VOC_CLASSES[1:])})')
+    return list(VOC_CLASSES), [VOC_CLASSES.index(name) for name in classes]
+
+
 def generate_planted_bias(out_dir: str,
                           num_train: int = 400,
                           num_val: int = 100,
-                          image_size: Tuple[int, int] = (128, 128),
+                          image_size: SizeSpec = (128, 128),
                           classes: Sequence[str] = DEFAULT_CLASSES,
                           bias_pairs: Sequence[dict] = DEFAULT_BIAS_PAIRS,
                           p_with: float = 0.9,
@@ -527,6 +211,9 @@ def generate_planted_bias(out_dir: str,
                           max_objects: int = 3,
                           noise_std: float = 8.0,
                           jpeg_quality: int = 95,
+                          object_scale: float = 1.0,
+                          voc_ids: bool = False,
+                          preset_name: Optional[str] = None,
                           progress: Optional[Callable[[int, int], None]] = None
                           ) -> dict:
     """Write a planted-bias dataset in VOC layout to ``out_dir``.
@@ -536,24 +223,31 @@ def generate_planted_bias(out_dir: str,
             replaced).
         num_train: images in ``ImageSets/Segmentation/train.txt``.
         num_val: images in ``val.txt``.
-        image_size: ``(H, W)``.
+        image_size: ``(H, W)``, or ``((h_min, h_max), (w_min, w_max))`` for sizes
+            drawn per image (uniform integers, bounds included).
         classes: foreground class names (background is added as class 0). Names
             without a built-in style get a shape and colours derived from the name.
-        bias_pairs: dicts ``cls`` (a class name), ``context`` (``water``, ``rails``,
-            ``grass`` or any name, which gets a derived striped texture), and
-            optionally ``p_with`` / ``p_without`` overriding the global values.
+        bias_pairs: dicts ``cls`` (a class name), ``context`` (a built-in context of
+            :mod:`.planted_styles` or any name, which gets a derived striped
+            texture), and optionally ``p_with`` / ``p_without`` overriding the
+            global values.
         p_with: probability of the context when its class is in the image.
         p_without: probability of the context when its class is absent.
         seed: image ``i`` uses ``default_rng([seed, i])``.
         max_objects: 1..max_objects distinct classes per image.
         noise_std: Gaussian pixel noise.
         jpeg_quality: JPEG quality of ``JPEGImages``.
+        object_scale: multiplies every object's height range.
+        voc_ids: write PASCAL VOC's 21 class names and ids (``classes`` must be VOC
+            names; unused VOC classes never appear), so that ``WSSSVOCDataset`` and
+            VOC configs read the folder unchanged.
+        preset_name: recorded in ``meta.json`` (see :func:`generate_preset`).
         progress: optional ``callback(done, total)``.
 
     Returns:
         dict: the content of ``meta.json`` (``classes`` with background first,
-        ``bias_pairs``, ``settings``, ``splits`` sizes, ``co_occurrence`` per split
-        and overall, ``class_image_counts``).
+        ``bias_pairs``, ``settings`` including ``preset``, ``splits`` sizes,
+        ``co_occurrence`` per split and overall, ``class_image_counts``).
     """
     classes = list(classes)
     if not classes or len(set(classes)) != len(classes):
@@ -562,9 +256,14 @@ def generate_planted_bias(out_dir: str,
         raise ValueError('classes lists the foreground only; background is added')
     if len(classes) > 253:
         raise ValueError('at most 253 classes (254 and 255 are reserved)')
+    if num_train < 0 or num_val < 0 or num_train + num_val == 0:
+        raise ValueError(f'need at least one image, got num_train={num_train}, '
+                         f'num_val={num_val}')
+    if object_scale <= 0:
+        raise ValueError(f'object_scale must be positive, got {object_scale}')
+    heights, widths = _size_ranges(image_size)
     pairs = _normalise_pairs(bias_pairs, classes, p_with, p_without)
-    class_names = ['background'] + classes
-    height, width = image_size
+    class_names, label_ids = _class_ids(classes, voc_ids)
     for folder in ('JPEGImages', 'SegmentationClass', 'Annotations', 'PlantedContext',
                    'ImageSets/Segmentation'):
         os.makedirs(osp.join(out_dir, folder), exist_ok=True)
@@ -574,8 +273,13 @@ def generate_planted_bias(out_dir: str,
     tags, contexts = [], []
     for index, stem in enumerate(stems):
         rng = np.random.default_rng([seed, index])
-        sample = generate_sample(rng, (height, width), classes, pairs,
-                                 max_objects=max_objects, noise_std=noise_std)
+        size = (heights[0], widths[0])
+        if heights[0] != heights[1] or widths[0] != widths[1]:
+            size = (int(rng.integers(heights[0], heights[1] + 1)),
+                    int(rng.integers(widths[0], widths[1] + 1)))
+        sample = generate_sample(rng, size, classes, pairs, max_objects=max_objects,
+                                 noise_std=noise_std, object_scale=object_scale,
+                                 class_ids=label_ids)
         save_with(osp.join(out_dir, 'JPEGImages', f'{stem}.jpg'),
                   lambda tmp, image=sample.image: Image.fromarray(image).save(
                       tmp, format='JPEG', quality=jpeg_quality))
@@ -583,7 +287,7 @@ def generate_planted_bias(out_dir: str,
                        sample.label)
         save_label_png(osp.join(out_dir, 'PlantedContext', f'{stem}.png'),
                        sample.context)
-        xml = voc_xml(stem, (height, width), class_names, sample.objects)
+        xml = voc_xml(stem, size, class_names, sample.objects)
         _write_bytes(osp.join(out_dir, 'Annotations', f'{stem}.xml'), xml)
         tags.append(sorted({class_id for class_id, _ in sample.objects}))
         contexts.append(sample.contexts)
@@ -600,18 +304,42 @@ def generate_planted_bias(out_dir: str,
                                      val=(num_train, total)).items():
         co_occurrence[split] = co_occurrence_table(
             tags[start:stop], contexts[start:stop], class_names, pairs)
+    size_setting = ([heights[0], widths[0]] if heights[0] == heights[1]
+                    and widths[0] == widths[1] else [list(heights), list(widths)])
     meta = dict(
         classes=class_names,
         bias_pairs=pairs,
         settings=dict(num_train=num_train, num_val=num_val,
-                      image_size=[height, width], seed=seed, p_with=p_with,
+                      image_size=size_setting, seed=seed, p_with=p_with,
                       p_without=p_without, max_objects=max_objects,
-                      noise_std=noise_std, jpeg_quality=jpeg_quality),
+                      noise_std=noise_std, jpeg_quality=jpeg_quality,
+                      object_scale=object_scale, voc_ids=voc_ids,
+                      classes=classes, preset=preset_name),
         splits={split: len(names) for split, names in splits.items()},
-        class_image_counts={name: sum(class_id in t for t in tags)
-                            for class_id, name in enumerate(class_names)
-                            if class_id},
+        class_image_counts={class_names[label_id]: sum(label_id in t for t in tags)
+                            for label_id in label_ids},
         co_occurrence=co_occurrence)
     _write_bytes(osp.join(out_dir, 'meta.json'),
                  (json.dumps(meta, indent=2) + '\n').encode())
     return meta
+
+
+def generate_preset(out_dir: str, preset: str = 'default',
+                    progress: Optional[Callable[[int, int], None]] = None,
+                    **overrides) -> dict:
+    """Write the dataset of a preset of :data:`.planted_presets.PRESETS`.
+
+    Args:
+        out_dir: destination.
+        preset: preset name.
+        progress: optional ``callback(done, total)``.
+        **overrides: any :func:`generate_planted_bias` argument, replacing the
+            preset's value (e.g. ``num_train=40`` for a quick run, ``seed=1``).
+
+    Returns:
+        dict: the content of ``meta.json``; ``settings.preset`` names the preset.
+    """
+    settings = preset_kwargs(preset)
+    settings.update(overrides)
+    return generate_planted_bias(out_dir, preset_name=preset, progress=progress,
+                                 **settings)
