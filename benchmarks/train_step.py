@@ -23,6 +23,7 @@ import time
 import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.model import ExponentialMovingAverage
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
@@ -92,6 +93,12 @@ def build(kind: str, args: argparse.Namespace):
     model = MODELS.build(model_cfg(kind, args.depth, args.crop)).to(args.device)
     model.train()
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9))
+    if kind == 'mars':  # what EMATeacherHook does in a Runner
+        student = model.inference_net()
+        teacher = ExponentialMovingAverage(student, momentum=0.001).eval()
+        teacher.update_parameters(student)
+        model.set_teacher(teacher.forward)
+        model.benchmark_after_step = lambda: teacher.update_parameters(student)
     return model, optim
 
 
@@ -100,6 +107,8 @@ def step(model, optim, batch, device: str) -> float:
         torch.cuda.synchronize()
     start = time.perf_counter()
     model.train_step(batch, optim)
+    if hasattr(model, 'benchmark_after_step'):  # the teacher's EMA step
+        model.benchmark_after_step()
     if device.startswith('cuda'):
         torch.cuda.synchronize()
     return time.perf_counter() - start

@@ -19,16 +19,19 @@ model = dict(
     data_preprocessor=data_preprocessor,
     pretrained='open-mmlab://resnet101_v1c',
     backbone=dict(depth=101),
-    decode_head=dict(num_classes=num_classes),
-    auxiliary_head=dict(num_classes=num_classes),
+    # avg_non_ignore: the spec's sum(W * CE) / #non-ignored pixels (W: pixel weight)
+    decode_head=dict(num_classes=num_classes, loss_decode=dict(avg_non_ignore=True)),
+    auxiliary_head=dict(num_classes=num_classes,
+                        loss_decode=dict(avg_non_ignore=True)),
     biased_pixels='complement',
     weight_by_confidence=True,
     weight_include_background=False,
-    ema_momentum=0.001,  # mmengine convention: decay 0.999
     teacher_crf=None)  # dict() refines the teacher with the dense CRF (CPU cost)
-# Keeps the teacher across --resume in checkpoint['mars_teacher']; the checkpoint's
-# state_dict holds only the student (a plain DeepLabV3+).
-custom_hooks = [dict(type='TeacherCheckpointHook')]
+# The EMA teacher (momentum 0.001 in mmengine's convention = decay 0.999): built,
+# updated after each optimizer step and kept across --resume in
+# checkpoint['mars_teacher'] by the hook; the checkpoint's state_dict holds only
+# the student (a plain DeepLabV3+).
+custom_hooks = [dict(type='EMATeacherHook', momentum=0.001)]
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -18,14 +18,16 @@ model = dict(
     data_preprocessor=data_preprocessor,
     pretrained='open-mmlab://resnet101_v1c',
     backbone=dict(depth=101),
-    decode_head=dict(num_classes=num_classes),
-    auxiliary_head=dict(num_classes=num_classes),
+    # avg_non_ignore: the spec's sum(W * CE) / #non-ignored pixels (W: pixel weight)
+    decode_head=dict(num_classes=num_classes, loss_decode=dict(avg_non_ignore=True)),
+    auxiliary_head=dict(num_classes=num_classes,
+                        loss_decode=dict(avg_non_ignore=True)),
     biased_pixels='complement',
     weight_by_confidence=True,
     weight_include_background=False,
-    ema_momentum=0.001,  # mmengine convention: decay 0.999
     teacher_crf=None)
-custom_hooks = [dict(type='TeacherCheckpointHook')]
+# EMA teacher, momentum 0.001 = decay 0.999 (see the VOC config)
+custom_hooks = [dict(type='EMATeacherHook', momentum=0.001)]
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

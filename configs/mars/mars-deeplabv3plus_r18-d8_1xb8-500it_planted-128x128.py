@@ -7,12 +7,16 @@ model = dict(
     type='MARSEncoderDecoder',
     biased_pixels='complement',
     weight_by_confidence=True,
-    # The paper's decay 0.999 gives the teacher a ~1000-iteration horizon on a
-    # ~40k-iteration schedule; on 500 iterations it would stay at its random init,
-    # so the horizon is scaled down to ~50 iterations (decay 0.98).
-    ema_momentum=0.02,
-    teacher_crf=None)  # dict() turns on CRF refinement of the teacher (slow on CPU)
-custom_hooks = [dict(type='TeacherCheckpointHook')]
+    teacher_crf=None,  # dict() turns on CRF refinement of the teacher (slow on CPU)
+    # the spec's sum(W * CE) / #non-ignored pixels: W is the per-pixel weight
+    decode_head=dict(loss_decode=dict(avg_non_ignore=True)),
+    auxiliary_head=dict(loss_decode=dict(avg_non_ignore=True)))
+# The EMA teacher: built, updated after each optimizer step and kept in
+# checkpoint['mars_teacher'] by the hook (the checkpoint's state_dict is the student).
+# The paper's decay 0.999 gives the teacher a ~1000-iteration horizon on a
+# ~40k-iteration schedule; on 500 iterations it would stay at its random init,
+# so the horizon is scaled down to ~50 iterations (decay 0.98).
+custom_hooks = [dict(type='EMATeacherHook', momentum=0.02)]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadPseudoLabel', label_dir=label_dir),

@@ -8,6 +8,8 @@ An EMA teacher fills them in:
 - ``W = max_{c in C_I} P_t(c)`` at ``BIASED`` pixels, ``1`` elsewhere, where ``C_I``
   are the image's tag (foreground) classes;
 - ``loss = sum(W * CE(P_student, Y_co)) / #non-ignored pixels``; 255 stays ignored.
+  That is mmseg's ``CrossEntropyLoss(avg_non_ignore=True)`` called with ``weight=W``
+  (the heads' own losses, see the segmentor), so no loss is implemented here.
 
 **[decision]** Background is *not* in ``C_I`` (the spec's max is over the image's
 foreground tags): a removed pixel the teacher calls background is kept as background
@@ -16,12 +18,12 @@ image's objects. ``include_background=True`` in :func:`candidate_class_mask` add
 An image without tags gets weight 0 at its removed pixels (a max over the empty set).
 
 Everything here is plain torch on tensors; the registered segmentor
-(``mars_mm.models.segmentors.MARSEncoderDecoder``) only wires it to the model.
+(``mars_mm.models.segmentors.MARSEncoderDecoder``) only wires it to the model and
+its heads' losses.
 """
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mars_mm.utils.io import BIASED_INDEX, IGNORE_INDEX
@@ -98,35 +100,6 @@ def ignore_biased(labels: Tensor, biased_index: int = BIASED_INDEX,
     """``labels`` with removed pixels turned into ignored ones (no complementing)."""
     labels = labels.long()
     return labels.masked_fill(labels == biased_index, ignore_index)
-
-
-def weighted_cross_entropy(logits: Tensor, labels: Tensor,
-                           weights: Optional[Tensor] = None,
-                           ignore_index: int = IGNORE_INDEX,
-                           class_weight: Optional[Tensor] = None) -> Tensor:
-    """Per-pixel weighted cross-entropy, averaged over the non-ignored pixels.
-
-    ``sum_p W_p * CE_p / #{p : label_p != ignore_index}`` **[decision]**: the
-    denominator counts pixels, not weights, so low-confidence complements lower the
-    loss instead of being renormalised away.
-
-    Args:
-        logits: ``(N, K, H, W)`` unnormalised scores.
-        labels: ``(N, H, W)`` int labels in ``0..K-1`` or ``ignore_index``.
-        weights: ``(N, H, W)`` per-pixel weights; None means all ones.
-        ignore_index: label value that contributes nothing.
-        class_weight: optional ``(K,)`` per-class factor (as ``F.cross_entropy``).
-
-    Returns:
-        Tensor: scalar loss (0 with a gradient path when no pixel is valid).
-    """
-    labels = labels.long()
-    per_pixel = F.cross_entropy(logits, labels, weight=class_weight,
-                                ignore_index=ignore_index, reduction='none')
-    if weights is not None:
-        per_pixel = per_pixel * weights.to(per_pixel.dtype)
-    num_valid = (labels != ignore_index).sum().clamp(min=1)
-    return per_pixel.sum() / num_valid
 
 
 def complement_statistics(labels: Tensor, weights: Optional[Tensor],

@@ -103,14 +103,23 @@ def trained(tmp_path_factory):
     return dict(root=root, work_dir=work_dir, label_dir=label_dir,
                 checkpoint=osp.join(work_dir, 'iter_3.pth'),
                 student=copy.deepcopy(runner.model.state_dict()),
-                teacher=runner.model.teacher_state_dict(), stems=stems)
+                teacher=copy.deepcopy(teacher_hook(runner).teacher.state_dict()),
+                stems=stems)
+
+
+def teacher_hook(runner):
+    return next(hook for hook in runner.hooks
+                if type(hook).__name__ == 'EMATeacherHook')
 
 
 def test_checkpoint_holds_only_the_student(trained):
     checkpoint = torch.load(trained['checkpoint'], map_location='cpu')
     assert not any('teacher' in key for key in checkpoint['state_dict'])
     assert set(checkpoint['state_dict']) == set(trained['student'])
-    assert int(checkpoint['mars_teacher']['steps']) == 3
+    # the initial copy of the student + one EMA step after each of the 3 iterations
+    assert int(checkpoint['mars_teacher']['steps']) == 4
+    for key, value in trained['teacher'].items():
+        torch.testing.assert_close(checkpoint['mars_teacher'][key], value.cpu())
 
 
 def test_loads_into_plain_deeplabv3plus_with_mmseg_apis(trained, tmp_path):
@@ -121,6 +130,9 @@ def test_loads_into_plain_deeplabv3plus_with_mmseg_apis(trained, tmp_path):
     assert type(model).__name__ == 'EncoderDecoder'
     loaded = model.state_dict()
     assert set(loaded) == set(trained['student'])
+    # no missing or unexpected key: the checkpoint loads strictly
+    model.load_state_dict(torch.load(trained['checkpoint'],
+                                     map_location='cpu')['state_dict'], strict=True)
     for key, value in trained['student'].items():
         torch.testing.assert_close(loaded[key], value.cpu())
     image = osp.join(trained['root'], 'JPEGImages', f'{trained["stems"][4]}.jpg')
@@ -139,7 +151,7 @@ def test_loads_into_plain_deeplabv3plus_with_mmseg_apis(trained, tmp_path):
     # the MARS config itself builds a student-only model for inference too
     mars = init_model(tiny_cfg(MARS_CONFIG, trained['root'], str(tmp_path)),
                       trained['checkpoint'], device='cpu')
-    assert mars.teacher is None and set(mars.state_dict()) == set(loaded)
+    assert mars.teacher_fn is None and set(mars.state_dict()) == set(loaded)
     # ...and predicts through the MARS config's own test_pipeline (the dataset
     # base's, with LoadCheckedAnnotations, which must pass bare images through).
     assert any(t['type'] == 'LoadCheckedAnnotations' for t in mars.cfg.test_pipeline)
@@ -154,16 +166,16 @@ def test_resume_restores_the_teacher(trained, tmp_path):
     cfg.load_from = trained['checkpoint']
     cfg.train_cfg.max_iters = 4
     runner = Runner.from_cfg(cfg)
-    runner.train()  # one more step: teacher steps 3 -> 4, from the saved teacher
-    teacher = runner.model.teacher
-    assert int(teacher.steps) == 4
-    momentum = cfg.model.ema_momentum
+    runner.train()  # one more step, then one EMA step from the saved teacher
+    teacher = teacher_hook(runner).teacher
+    assert int(teacher.steps) == 5
+    momentum = cfg.custom_hooks[0].momentum
     saved = trained['teacher']
-    key = 'module.decode_head.conv_seg.weight'
-    student_before = trained['student']['decode_head.conv_seg.weight']
-    torch.testing.assert_close(
-        teacher.state_dict()[key],
-        (1 - momentum) * saved[key] + momentum * student_before)
+    for name in ('decode_head.conv_seg.weight', 'backbone.stem.0.weight'):
+        student_after = runner.model.state_dict()[name]
+        torch.testing.assert_close(
+            teacher.state_dict()[f'module.{name}'],
+            (1 - momentum) * saved[f'module.{name}'] + momentum * student_after)
 
 
 def test_tta_with_crf_evaluates(trained, tmp_path):

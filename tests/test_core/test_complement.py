@@ -1,5 +1,4 @@
-"""Complementing rule, confidence weight and weighted CE on hand-worked numbers."""
-import math
+"""Complementing rule and confidence weight on hand-worked numbers."""
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ from mars_mm.core.complement import (
     complement_labels,
     complement_statistics,
     ignore_biased,
-    weighted_cross_entropy,
 )
 
 B, X = 254, 255  # BIASED and IGNORE (X = ignored)
@@ -71,38 +69,6 @@ def test_shape_mismatch_raises():
     labels, probs = _batch()
     with pytest.raises(ValueError, match='do not match'):
         complement_labels(labels[:, :1], probs, candidate_class_mask([[1]], 4))
-
-
-def test_weighted_ce_equals_hand_computation():
-    labels_co = torch.tensor([EXPECTED_LABELS])
-    weights = torch.tensor([EXPECTED_WEIGHTS])
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(1, 4, 2, 3, generator=generator, dtype=torch.float64)
-    total, count = 0.0, 0
-    for y in range(2):
-        for x in range(3):
-            label = EXPECTED_LABELS[y][x]
-            if label == X:
-                continue
-            scores = logits[0, :, y, x].tolist()
-            log_norm = math.log(sum(math.exp(s) for s in scores))
-            total += EXPECTED_WEIGHTS[y][x] * (log_norm - scores[label])
-            count += 1
-    assert count == 5  # the 255 pixel is not counted in the denominator
-    loss = weighted_cross_entropy(logits, labels_co, weights)
-    assert loss.item() == pytest.approx(total / count, rel=1e-9)
-
-
-def test_weighted_ce_class_weight_and_empty():
-    logits = torch.zeros(1, 2, 1, 2, requires_grad=True)
-    labels = torch.tensor([[[0, 1]]])
-    # zero logits: CE = log 2 per pixel; class weights 1 and 3 -> (1 + 3) log2 / 2.
-    loss = weighted_cross_entropy(logits, labels,
-                                  class_weight=torch.tensor([1.0, 3.0]))
-    assert loss.item() == pytest.approx(2 * math.log(2))
-    empty = weighted_cross_entropy(logits, torch.full((1, 1, 2), X))
-    empty.backward()
-    assert empty.item() == 0.0 and logits.grad is not None
 
 
 def test_ignore_biased_and_statistics():

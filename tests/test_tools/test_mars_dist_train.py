@@ -1,6 +1,7 @@
 """2-process gloo training of the MARS CPU config on a tiny planted-bias fixture."""
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -12,6 +13,14 @@ from mars_mm.datasets.generators.planted_bias import generate_planted_bias
 from mars_mm.utils.io import load_label_png, save_label_png
 
 CONFIG = 'configs/mars/mars-deeplabv3plus_r18-d8_1xb8-500it_planted-128x128.py'
+
+
+def free_port() -> int:
+    # a port the OS just handed out: fixed or pid-derived ones collide with other
+    # distributed tests running on the same machine
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -39,7 +48,7 @@ def test_mars_config_two_cpu_ranks_train_validate_checkpoint(tmp_path, repo_root
         'default_hooks.checkpoint.interval=4', 'default_hooks.logger.interval=1',
         'param_scheduler.0.end=4']
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable,
-               PORT=str(29500 + os.getpid() % 1000))
+               PORT=str(free_port()))
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(work_dir),
          '--cfg-options'] + options,
@@ -50,4 +59,10 @@ def test_mars_config_two_cpu_ranks_train_validate_checkpoint(tmp_path, repo_root
     checkpoint = torch.load(str(work_dir / 'iter_4.pth'), map_location='cpu')
     assert checkpoint['meta']['iter'] == 4
     assert not any('teacher' in key for key in checkpoint['state_dict'])
-    assert int(checkpoint['mars_teacher']['steps']) == 4
+    # the initial copy + one EMA step after each of the 4 optimizer steps
+    assert int(checkpoint['mars_teacher']['steps']) == 5
+    # the teacher averages the student's weights on both ranks but is none of them
+    for name in ('decode_head.conv_seg.weight', 'backbone.stem.0.weight'):
+        teacher = checkpoint['mars_teacher'][f'module.{name}']
+        assert teacher.shape == checkpoint['state_dict'][name].shape
+        assert not torch.equal(teacher, checkpoint['state_dict'][name])

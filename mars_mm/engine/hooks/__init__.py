@@ -1,2 +1,2 @@
 """Registration imports only."""
-from .teacher_checkpoint_hook import TeacherCheckpointHook  # noqa: F401
+from .ema_teacher_hook import EMATeacherHook  # noqa: F401

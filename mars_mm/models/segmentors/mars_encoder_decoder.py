@@ -1,14 +1,17 @@
-"""MARS Stage 4: an EncoderDecoder trained on debiased labels with an EMA teacher.
+"""MARS Stage 4: an EncoderDecoder trained on debiased labels completed by a teacher.
 
-The maths (complementing, weights, weighted CE) lives in
-:mod:`mars_mm.core.complement`; this module wires it to mmseg's ``EncoderDecoder``.
+The complementing maths lives in :mod:`mars_mm.core.complement` (plain functions);
+the losses are the heads' own ``loss_decode`` modules, called the way mmseg's
+``BaseDecodeHead.loss_by_feat`` calls them, with the complementing weight ``W``
+passed where mmseg passes a pixel sampler's weight. The teacher is not part of this
+model: :class:`mars_mm.engine.hooks.EMATeacherHook` owns the EMA model, updates it
+after every optimizer step, checkpoints it, and lends this model its ``forward``.
 """
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.model import ExponentialMovingAverage
 from mmseg.models.losses import CrossEntropyLoss, accuracy
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
@@ -20,19 +23,21 @@ from mars_mm.core.complement import (
     complement_labels,
     complement_statistics,
     ignore_biased,
-    weighted_cross_entropy,
 )
 from mars_mm.core.crf import CRFParams
 from mars_mm.core.refine import crf_refine_probs
 from mars_mm.registry import MODELS
 from mars_mm.utils.io import BIASED_INDEX
 
+TeacherFn = Callable[[Tensor], Tensor]
 
-class _InferenceNet(nn.Module):
-    """The parts of a segmentor the teacher needs (backbone, neck, decode head).
 
-    Built as a throw-away view on the student's own modules so that the EMA copy
-    and the student share parameter names.
+class InferenceNet(nn.Module):
+    """The parts of a segmentor that predict logits (backbone, neck, decode head).
+
+    A view on the student's own modules (nothing is copied), so that the EMA teacher
+    built from it by :class:`~mmengine.model.ExponentialMovingAverage` and the
+    student share parameter names (``backbone.*``, ``neck.*``, ``decode_head.*``).
     """
 
     def __init__(self, backbone: nn.Module, neck: Optional[nn.Module],
@@ -51,38 +56,76 @@ class _InferenceNet(nn.Module):
         return self.decode_head.forward(features)
 
 
+def loss_modules(head: nn.Module) -> List[nn.Module]:
+    """The head's ``loss_decode`` as a list (mmseg allows one module or a list)."""
+    losses = head.loss_decode
+    return list(losses) if isinstance(losses, nn.ModuleList) else [losses]
+
+
+def loss_by_feat_with_pixel_weight(head: nn.Module, seg_logits: Tensor,
+                                   seg_label: Tensor,
+                                   pixel_weight: Optional[Tensor] = None
+                                   ) -> Dict[str, Tensor]:
+    """mmseg's ``BaseDecodeHead.loss_by_feat`` on given labels, with a pixel weight.
+
+    Same steps as mmseg: logits resized to the labels, the head's pixel sampler (if
+    any), every ``loss_decode`` called with ``weight`` and the head's
+    ``ignore_index`` and summed per ``loss_name``, then ``acc_seg``. The only
+    difference is ``pixel_weight``, multiplied into the sampler's weight (mmseg
+    passes the sampler's weight alone), so every loss setting (``loss_weight``,
+    ``avg_non_ignore``, ``class_weight``, several losses) acts as in mmseg.
+
+    Args:
+        head: an mmseg decode head (``loss_decode``, ``sampler``, ``ignore_index``,
+            ``align_corners``).
+        seg_logits: ``(N, K, h, w)`` output of ``head.forward``.
+        seg_label: ``(N, H, W)`` int64 labels (``head.ignore_index`` is ignored).
+        pixel_weight: ``(N, H, W)`` float weight per pixel, or None.
+
+    Returns:
+        dict: one entry per ``loss_name`` plus ``acc_seg``.
+    """
+    seg_logits = resize(input=seg_logits, size=seg_label.shape[-2:], mode='bilinear',
+                        align_corners=head.align_corners)
+    weight = pixel_weight
+    if head.sampler is not None:
+        sampled = head.sampler.sample(seg_logits, seg_label[:, None])
+        weight = sampled if weight is None else weight * sampled
+    losses: Dict[str, Tensor] = {}
+    for loss_decode in loss_modules(head):
+        value = loss_decode(seg_logits, seg_label, weight=weight,
+                            ignore_index=head.ignore_index)
+        name = loss_decode.loss_name
+        losses[name] = value if name not in losses else losses[name] + value
+    losses['acc_seg'] = accuracy(seg_logits, seg_label, ignore_index=head.ignore_index)
+    return losses
+
+
 @MODELS.register_module()
 class MARSEncoderDecoder(EncoderDecoder):
     """DeepLabV3+ (or any EncoderDecoder) trained with MARS complementing.
 
-    In :meth:`loss` (one call per training step) the EMA teacher is first updated
-    from the student, then predicts ``P_t = softmax(teacher(x))`` on the *same*
+    In :meth:`loss`, the teacher predicts ``P_t = softmax(teacher(x))`` on the same
     augmented batch without gradient (optionally CRF-refined); ``BIASED`` (254)
     pixels take the teacher's argmax and the weight ``max_{c in C_I} P_t(c)``
-    (``C_I`` = ``data_sample.metainfo['img_tags']``); every head is trained with
-    the weighted CE of :func:`mars_mm.core.complement.weighted_cross_entropy`.
-    255 stays ignored. Logged: ``complement_ratio`` (share of labelled pixels that
-    were complemented) and ``complement_weight`` (their mean weight).
+    (``C_I`` = ``data_sample.metainfo['img_tags']``); every head (decode and
+    auxiliary) is trained with its own configured ``loss_decode`` on these labels,
+    with ``W`` as the per-pixel ``weight``. 255 stays ignored. Logged:
+    ``complement_ratio`` (share of labelled pixels that were complemented) and
+    ``complement_weight`` (their mean weight).
 
-    **Which model users get: the student.** ``predict``/``_forward`` (validation,
-    testing, ``init_model``) run the student, and ``state_dict()`` holds only the
-    student, under the plain ``EncoderDecoder`` keys, so a checkpoint *is* a
-    DeepLabV3+ checkpoint. The paper evaluates the network trained by the loss; the
-    teacher only produces targets (with decay 0.999 it also trails the student by
-    ~1000 iterations, which matters on short schedules).
+    The spec's loss ``sum(W * CE) / #non-ignored pixels`` is mmseg's
+    ``CrossEntropyLoss(avg_non_ignore=True)`` with ``weight=W``: the MARS configs
+    set ``avg_non_ignore=True``.
 
-    The teacher is created lazily at the first training step, as a deep copy of the
-    student's backbone/neck/decode head wrapped in mmengine's
-    :class:`~mmengine.model.ExponentialMovingAverage`, and it is deliberately *not*
-    a registered submodule: it never reaches ``state_dict()``, the optimizer or DDP,
-    it receives no gradient (``requires_grad=False`` and ``no_grad``) and stays in
-    eval mode. It follows ``.to()``/``.cuda()`` via :meth:`_apply`. To keep it across
-    ``--resume``, configs add ``TeacherCheckpointHook``, which stores
-    :meth:`teacher_state_dict` under its own checkpoint key. Building the model for
-    inference (``init_model`` with this config) creates no teacher at all.
-
-    With gradient accumulation ``loss`` runs once per micro-batch, so the EMA
-    updates once per micro-batch.
+    **The teacher belongs to** :class:`~mars_mm.engine.hooks.EMATeacherHook`, which
+    builds it at the start of training from :meth:`inference_net`, updates it
+    after each optimizer step, stores it in checkpoints under its own key, and
+    lends this model its ``forward`` through :meth:`set_teacher`. This model holds
+    only that function, so ``state_dict()``, ``parameters()``, the optimizer and
+    DDP see the student alone: a checkpoint's ``state_dict`` *is* a plain
+    ``EncoderDecoder`` checkpoint, and ``predict`` (validation, testing,
+    ``init_model``) runs the student.
 
     Args:
         biased_pixels: ``'complement'`` (MARS) or ``'ignore'`` (254 -> 255, the
@@ -91,10 +134,6 @@ class MARSEncoderDecoder(EncoderDecoder):
             confidence (False: weight 1, the paper's "+complementing" row).
         weight_include_background: include class 0 in the max of the weight
             (**[decision]** default False: the spec's max over ``C_I``).
-        ema_momentum: mmengine's EMA momentum, ``teacher = (1 - m) teacher + m
-            student`` (**[decision]** 0.001, i.e. decay 0.999).
-        ema_update_buffers: also average BN statistics (False copies the
-            student's, as mmengine's ``EMAHook`` does by default).
         teacher_crf: None (off), or a dict of :class:`mars_mm.core.crf.CRFParams`
             fields (``{}`` for the defaults) to refine the teacher's probabilities
             over background + the image's tags before argmax and weighting.
@@ -107,72 +146,60 @@ class MARSEncoderDecoder(EncoderDecoder):
                  biased_pixels: str = 'complement',
                  weight_by_confidence: bool = True,
                  weight_include_background: bool = False,
-                 ema_momentum: float = 0.001,
-                 ema_update_buffers: bool = False,
                  teacher_crf: Optional[dict] = None,
                  biased_index: int = BIASED_INDEX,
                  **kwargs) -> None:
+        moved = sorted({'ema_momentum', 'ema_update_buffers'} & set(kwargs))
+        if moved:  # configs written for v0.1, where the model owned the teacher
+            raise TypeError(f'{moved} moved to the teacher hook: custom_hooks = '
+                            "[dict(type='EMATeacherHook', momentum=..., "
+                            'update_buffers=...)]')
         super().__init__(*args, **kwargs)
         if biased_pixels not in ('complement', 'ignore'):
             raise ValueError("biased_pixels must be 'complement' or 'ignore', got "
                              f'{biased_pixels!r}')
-        if not 0.0 < ema_momentum < 1.0:
-            raise ValueError(f'ema_momentum must lie in (0, 1), got {ema_momentum} '
-                             '(mmengine convention: 0.001 means decay 0.999)')
         self.biased_pixels = biased_pixels
         self.weight_by_confidence = weight_by_confidence
         self.weight_include_background = weight_include_background
-        self.ema_momentum = ema_momentum
-        self.ema_update_buffers = ema_update_buffers
         self.teacher_crf = None if teacher_crf is None else CRFParams(**teacher_crf)
         self.biased_index = biased_index
-        # Kept out of nn.Module's registry on purpose (see the class docstring).
-        self.__dict__['_teacher'] = None
-        for head in self._heads():
-            self._check_head_losses(head)
+        # A function, not a module: see set_teacher.
+        self.teacher_fn: Optional[TeacherFn] = None
+        if self.uses_teacher and weight_by_confidence:
+            for _, head in self._named_heads():
+                self._check_pixel_weighted_losses(head)
 
     # ------------------------------------------------------------------ teacher
     @property
-    def teacher(self) -> Optional[ExponentialMovingAverage]:
-        """The EMA teacher (None before the first training step)."""
-        return self.__dict__['_teacher']
+    def uses_teacher(self) -> bool:
+        """Whether training needs a teacher (``biased_pixels='complement'``)."""
+        return self.biased_pixels == 'complement'
 
-    def _student_view(self) -> _InferenceNet:
-        return _InferenceNet(self.backbone, self.neck if self.with_neck else None,
-                             self.decode_head)
+    def inference_net(self) -> InferenceNet:
+        """The student's backbone/neck/decode head as one module (shared weights)."""
+        return InferenceNet(self.backbone, self.neck if self.with_neck else None,
+                            self.decode_head)
 
-    def init_teacher(self) -> ExponentialMovingAverage:
-        """Create the EMA teacher as a copy of the current student (idempotent)."""
-        if self.teacher is None:
-            teacher = ExponentialMovingAverage(
-                self._student_view(), momentum=self.ema_momentum,
-                update_buffers=self.ema_update_buffers)
-            teacher.eval()
-            self.__dict__['_teacher'] = teacher
-        return self.teacher
+    def set_teacher(self, teacher: Optional[TeacherFn]) -> None:
+        """Lend the model the function that gives the teacher's logits.
 
-    @torch.no_grad()
-    def update_teacher(self) -> None:
-        """One EMA step towards the student (the first one copies it)."""
-        self.init_teacher().update_parameters(self._student_view())
+        Args:
+            teacher: ``(N, 3, H, W)`` preprocessed images -> ``(N, K, h, w)``
+                decode-head logits, e.g. the ``forward`` of the EMA model that
+                :class:`~mars_mm.engine.hooks.EMATeacherHook` owns; None unsets.
 
-    def teacher_state_dict(self) -> Optional[Dict[str, Tensor]]:
-        """The teacher's weights and step counter, or None without a teacher."""
-        if self.teacher is None:
-            return None
-        return {key: value.detach().cpu()
-                for key, value in self.teacher.state_dict().items()}
-
-    def load_teacher_state_dict(self, state: Dict[str, Tensor]) -> None:
-        """Restore a teacher saved by :meth:`teacher_state_dict` (for resume)."""
-        self.init_teacher().load_state_dict(state)
-
-    def _apply(self, fn, *args, **kwargs):
-        # .to()/.cuda()/.half() must move the unregistered teacher too.
-        super()._apply(fn, *args, **kwargs)
-        if self.teacher is not None:
-            self.teacher._apply(fn, *args, **kwargs)
-        return self
+        Raises:
+            TypeError: ``teacher`` is an ``nn.Module``. Assigning a module here
+                would register it as a submodule, putting the teacher into this
+                model's ``state_dict``, parameters and DDP; pass its ``forward``.
+        """
+        if isinstance(teacher, nn.Module):
+            raise TypeError('set_teacher takes a function (e.g. ema_model.forward), '
+                            'not a module: a module would become part of the '
+                            "student's state_dict and parameters")
+        if teacher is not None and not callable(teacher):
+            raise TypeError(f'teacher must be callable, got {type(teacher).__name__}')
+        self.teacher_fn = teacher
 
     @torch.no_grad()
     def teacher_probs(self, inputs: Tensor, data_samples: SampleList,
@@ -181,16 +208,21 @@ class MARSEncoderDecoder(EncoderDecoder):
 
         Args:
             inputs: ``(N, 3, H, W)`` normalised images (the student's input).
-            data_samples: the batch's samples (tags are read for the CRF).
+            data_samples: the batch's samples (labels and tags are read for the CRF).
             size: ``(H, W)`` of the label maps.
 
         Returns:
             Tensor: ``(N, K, H, W)`` probabilities, no gradient.
+
+        Raises:
+            RuntimeError: no teacher was set (the config lacks ``EMATeacherHook``).
         """
-        teacher = self.init_teacher()
-        teacher.module.eval()
-        logits = teacher.module(inputs)
-        logits = resize(logits, size=size, mode='bilinear',
+        if self.teacher_fn is None:
+            raise RuntimeError(
+                "MARSEncoderDecoder(biased_pixels='complement') needs a teacher: add "
+                "dict(type='EMATeacherHook') to the config's custom_hooks (or call "
+                'set_teacher outside a Runner)')
+        logits = resize(self.teacher_fn(inputs), size=size, mode='bilinear',
                         align_corners=self.align_corners)
         probs = logits.float().softmax(dim=1)
         if self.teacher_crf is not None:
@@ -225,32 +257,29 @@ class MARSEncoderDecoder(EncoderDecoder):
         return np.ascontiguousarray(images.cpu().numpy())
 
     # --------------------------------------------------------------------- loss
-    def _heads(self) -> List[nn.Module]:
-        heads = [self.decode_head]
+    def _named_heads(self) -> List[Tuple[str, nn.Module]]:
+        """``(log prefix, head)`` pairs, with mmseg's prefixes."""
+        heads = [('decode', self.decode_head)]
         if self.with_auxiliary_head:
             if isinstance(self.auxiliary_head, nn.ModuleList):
-                heads.extend(self.auxiliary_head)
+                heads.extend((f'aux_{index}', head)
+                             for index, head in enumerate(self.auxiliary_head))
             else:
-                heads.append(self.auxiliary_head)
+                heads.append(('aux', self.auxiliary_head))
         return heads
 
     @staticmethod
-    def _loss_modules(head: nn.Module) -> List[nn.Module]:
-        losses = head.loss_decode
-        return list(losses) if isinstance(losses, nn.ModuleList) else [losses]
-
-    def _check_head_losses(self, head: nn.Module) -> None:
-        for loss in self._loss_modules(head):
-            if not isinstance(loss, CrossEntropyLoss) or loss.use_sigmoid \
-                    or loss.use_mask:
+    def _check_pixel_weighted_losses(head: nn.Module) -> None:
+        # mmseg's other losses read `weight` as one value per image (Dice, Focal,
+        # Lovasz) or not at all: a per-pixel W would fail or be dropped silently.
+        for loss in loss_modules(head):
+            if not isinstance(loss, CrossEntropyLoss) or loss.use_mask:
                 raise ValueError(
-                    f'MARSEncoderDecoder trains {type(head).__name__} with its '
-                    'per-pixel weighted softmax cross-entropy; its loss_decode must '
-                    "be CrossEntropyLoss(use_sigmoid=False), got "
-                    f'{type(loss).__name__}')
-            if getattr(head, 'sampler', None) is not None:
-                raise ValueError(f'{type(head).__name__}: pixel samplers are not '
-                                 'supported by MARSEncoderDecoder')
+                    f'{type(head).__name__}: weighting complemented pixels '
+                    '(weight_by_confidence=True) needs losses that take a per-pixel '
+                    "weight, i.e. mmseg's CrossEntropyLoss (softmax or sigmoid); "
+                    f'got {type(loss).__name__}. Use weight_by_confidence=False '
+                    'for other losses')
 
     def _tags_of(self, sample) -> np.ndarray:
         if 'img_tags' not in sample.metainfo:
@@ -261,21 +290,8 @@ class MARSEncoderDecoder(EncoderDecoder):
                 '(PackWSSSInputs)')
         return np.asarray(sample.metainfo['img_tags'], dtype=np.int64).reshape(-1)
 
-    def _head_loss(self, head: nn.Module, features: List[Tensor], labels: Tensor,
-                   weights: Optional[Tensor]) -> Dict[str, Tensor]:
-        logits = resize(head.forward(features), size=labels.shape[-2:],
-                        mode='bilinear', align_corners=head.align_corners)
-        losses = {}
-        for loss in self._loss_modules(head):
-            class_weight = None if loss.class_weight is None else \
-                logits.new_tensor(loss.class_weight)
-            losses[loss.loss_name] = loss.loss_weight * weighted_cross_entropy(
-                logits, labels, weights, ignore_index=head.ignore_index,
-                class_weight=class_weight)
-        losses['acc_seg'] = accuracy(logits, labels, ignore_index=head.ignore_index)
-        return losses
-
-    def targets(self, inputs: Tensor, data_samples: SampleList):
+    def targets(self, inputs: Tensor, data_samples: SampleList
+                ) -> Tuple[Tensor, Optional[Tensor], Dict[str, Tensor]]:
         """Complemented labels, pixel weights and statistics for a batch.
 
         Args:
@@ -284,7 +300,7 @@ class MARSEncoderDecoder(EncoderDecoder):
 
         Returns:
             tuple: ``labels`` ``(N, H, W)`` int64, ``weights`` ``(N, H, W)`` or
-            None, and a dict of logged statistics.
+            None, and a dict of logged statistics (0-d tensors).
         """
         labels = torch.stack([sample.gt_sem_seg.data.reshape(
             sample.gt_sem_seg.data.shape[-2:]) for sample in data_samples]).long()
@@ -292,7 +308,6 @@ class MARSEncoderDecoder(EncoderDecoder):
             stats = complement_statistics(labels, None, self.biased_index)
             return (ignore_biased(labels, self.biased_index), None,
                     dict(ignored_biased_ratio=stats['complement_ratio']))
-        self.update_teacher()
         biased = labels == self.biased_index
         weights = None
         if bool(biased.any()):
@@ -311,7 +326,7 @@ class MARSEncoderDecoder(EncoderDecoder):
         return labels_co, weights, stats
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """Complement the labels with the teacher, then weighted CE on every head.
+        """Complement the labels with the teacher, then every head's own losses.
 
         Args:
             inputs: ``(N, 3, H, W)`` preprocessed images.
@@ -319,22 +334,16 @@ class MARSEncoderDecoder(EncoderDecoder):
                 and ``metainfo['img_tags']``.
 
         Returns:
-            dict: ``decode.loss_ce``, ``decode.acc_seg`` (and ``aux.*``), plus the
-            logged ``complement_ratio`` and ``complement_weight`` (with
+            dict: as mmseg's ``EncoderDecoder.loss`` (``decode.<loss_name>``,
+            ``decode.acc_seg``, ``aux.*`` or ``aux_<i>.*``), plus the logged
+            ``complement_ratio`` and ``complement_weight`` (with
             ``biased_pixels='ignore'``: ``ignored_biased_ratio``).
         """
         labels, weights, stats = self.targets(inputs, data_samples)
         features = self.extract_feat(inputs)
-        losses = add_prefix(
-            self._head_loss(self.decode_head, features, labels, weights), 'decode')
-        if self.with_auxiliary_head:
-            if isinstance(self.auxiliary_head, nn.ModuleList):
-                for index, head in enumerate(self.auxiliary_head):
-                    losses.update(add_prefix(
-                        self._head_loss(head, features, labels, weights),
-                        f'aux_{index}'))
-            else:
-                losses.update(add_prefix(self._head_loss(
-                    self.auxiliary_head, features, labels, weights), 'aux'))
+        losses = {}
+        for prefix, head in self._named_heads():
+            losses.update(add_prefix(loss_by_feat_with_pixel_weight(
+                head, head.forward(features), labels, weights), prefix))
         losses.update({key: value.detach() for key, value in stats.items()})
         return losses

@@ -1,11 +1,17 @@
-"""MARSEncoderDecoder: complementing on a real (tiny) DeepLabV3+, EMA teacher, loss."""
+"""MARSEncoderDecoder on a real (tiny) DeepLabV3+: complementing and the heads' losses.
+
+The teacher is lent by EMATeacherHook in a Runner (tests/test_engine); here it is an
+ExponentialMovingAverage of the student set by hand, as the hook does.
+"""
 import copy
 import math
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import ConfigDict
+from mmengine.model import ExponentialMovingAverage
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
@@ -28,21 +34,43 @@ DEFAULT_ARGS = dict(
                      channels=16, dilations=(1, 2, 3, 4), c1_in_channels=8,
                      c1_channels=8, dropout_ratio=0.0, num_classes=NUM_CLASSES,
                      norm_cfg=NORM, align_corners=False,
-                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0,
+                                      avg_non_ignore=True)),
     auxiliary_head=dict(type='FCNHead', in_channels=32, in_index=2, channels=8,
                         num_convs=1, concat_input=False, dropout_ratio=0.0,
                         num_classes=NUM_CLASSES, norm_cfg=NORM, align_corners=False,
-                        loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4)),
-    ema_momentum=0.3,
+                        loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4,
+                                         avg_non_ignore=True)),
     train_cfg=dict(), test_cfg=dict(mode='whole'))
 
 
-def build(**overrides):
+def build(teacher=True, **overrides):
+    """The tiny MARS model; ``teacher``: lend it an EMA copy of itself (see
+    :func:`lend_teacher`)."""
     init_default_scope('mmseg')
     cfg = copy.deepcopy(DEFAULT_ARGS)
-    cfg.update(overrides)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
     torch.manual_seed(0)
-    return MODELS.build(ConfigDict(cfg))
+    model = MODELS.build(ConfigDict(cfg))
+    if teacher:
+        lend_teacher(model)
+    return model
+
+
+TEACHERS = {}
+
+
+def lend_teacher(model):
+    """What EMATeacherHook does: an EMA copy of the student, its forward lent."""
+    ema = ExponentialMovingAverage(model.inference_net(), momentum=0.3).eval()
+    ema.update_parameters(model.inference_net())
+    model.set_teacher(ema.forward)
+    TEACHERS[id(model)] = ema
+    return ema
 
 
 def make_batch(seed=0, with_biased=True):
@@ -74,7 +102,8 @@ def brute_force_targets(label, probs, tags):
     return out, weight
 
 
-def brute_force_ce(logits, labels, weights):
+def brute_force_ce(logits, labels, weights, divide_by='valid'):
+    """``sum(W * CE)`` over non-255 pixels / their count (or all pixels)."""
     total, count = 0.0, 0
     for n in range(labels.shape[0]):
         for y in range(labels.shape[1]):
@@ -86,34 +115,65 @@ def brute_force_ce(logits, labels, weights):
                 log_norm = math.log(np.exp(scores - scores.max()).sum()) + scores.max()
                 total += weights[n, y, x] * (log_norm - scores[label])
                 count += 1
-    return total / count
+    return total / (count if divide_by == 'valid' else labels.size)
 
 
-def test_registered_and_no_teacher_before_training():
+def teacher_targets(model, inputs, samples):
+    """Independent Y_co and W from the teacher's (= initial student's) softmax."""
+    with torch.no_grad():
+        probs = F.interpolate(TEACHERS[id(model)].module(inputs), size=(SIZE, SIZE),
+                              mode='bilinear', align_corners=False).softmax(1).numpy()
+    expected = [brute_force_targets(s.gt_sem_seg.data[0].numpy(), probs[i],
+                                    s.metainfo['img_tags'])
+                for i, s in enumerate(samples)]
+    return np.stack([e[0] for e in expected]), np.stack([e[1] for e in expected])
+
+
+def head_logits(model, inputs):
+    with torch.no_grad():
+        features = model.extract_feat(inputs)
+        return [F.interpolate(head.forward(features), size=(SIZE, SIZE),
+                              mode='bilinear', align_corners=False).numpy()
+                for head in (model.decode_head, model.auxiliary_head)]
+
+
+def test_state_dict_is_a_plain_encoder_decoder_and_holds_no_teacher():
     model = build()
-    assert type(model).__name__ == 'MARSEncoderDecoder'
-    assert model.teacher is None
-    assert not any(key.startswith('teacher') or '_teacher' in key
-                   for key in model.state_dict())
+    plain_cfg = copy.deepcopy(DEFAULT_ARGS)
+    plain_cfg['type'] = 'EncoderDecoder'
+    plain = MODELS.build(ConfigDict(plain_cfg))
+    assert set(model.state_dict()) == set(plain.state_dict())
+    assert {id(p) for p in model.parameters()} == {
+        id(p) for p in model.inference_net().parameters()} | {
+        id(p) for p in model.auxiliary_head.parameters()}
+    assert not any(isinstance(m, ExponentialMovingAverage) for m in model.modules())
+    # device/dtype moves act on the student only and keep the teacher lent
+    model.to('cpu').float()
+    assert model.teacher_fn is not None
 
 
-def test_loss_complements_only_biased_pixels_and_matches_independent_ce():
+def test_set_teacher_takes_functions_not_modules():
+    model = build(teacher=False)
+    assert model.teacher_fn is None
+    ema = ExponentialMovingAverage(model.inference_net())
+    with pytest.raises(TypeError, match='function'):
+        model.set_teacher(ema)
+    with pytest.raises(TypeError, match='callable'):
+        model.set_teacher(3)
+    inputs, samples = make_batch()
+    with pytest.raises(RuntimeError, match='EMATeacherHook'):
+        model.loss(inputs, samples)
+    # a batch without removed pixels needs no teacher
+    inputs, samples = make_batch(with_biased=False)
+    assert 'decode.loss_ce' in model.loss(inputs, samples)
+
+
+def test_targets_complement_only_biased_pixels():
     model = build()
     model.train()
     inputs, samples = make_batch()
-    # At the first step the teacher is a copy of the student, evaluated in eval mode.
-    reference = copy.deepcopy(model).eval()
-    with torch.no_grad():
-        teacher_probs = torch.nn.functional.interpolate(
-            reference._forward(inputs), size=(SIZE, SIZE), mode='bilinear',
-            align_corners=False).softmax(1).numpy()
-
+    expected_labels, expected_weights = teacher_targets(model, inputs, samples)
     labels, weights, stats = model.targets(inputs, samples)
-    expected = [brute_force_targets(s.gt_sem_seg.data[0].numpy(), teacher_probs[i],
-                                    s.metainfo['img_tags'])
-                for i, s in enumerate(samples)]
-    expected_labels = np.stack([e[0] for e in expected])
-    expected_weights = np.stack([e[1] for e in expected])
     original = np.stack([s.gt_sem_seg.data[0].numpy() for s in samples])
     np.testing.assert_array_equal(labels.numpy(), expected_labels)
     np.testing.assert_array_equal(labels.numpy()[original != 254],
@@ -126,23 +186,95 @@ def test_loss_complements_only_biased_pixels_and_matches_independent_ce():
     assert stats['complement_weight'].item() == pytest.approx(
         expected_weights[biased].mean(), abs=1e-6)
 
-    # loss(): same step again would move the teacher, so rebuild and run loss().
-    model = build()
+
+@pytest.mark.parametrize('avg_non_ignore', [True, False])
+def test_loss_is_the_heads_weighted_ce(avg_non_ignore):
+    """avg_non_ignore=True: / #non-ignored pixels (the spec); False: / all pixels
+    (mmseg's definition: ignored pixels count in the mean with loss 0)."""
+    loss = dict(avg_non_ignore=avg_non_ignore)
+    model = build(decode_head=dict(loss_decode=dict(DEFAULT_ARGS['decode_head'][
+        'loss_decode'], **loss)), auxiliary_head=dict(loss_decode=dict(
+            DEFAULT_ARGS['auxiliary_head']['loss_decode'], **loss)))
     model.train()
+    inputs, samples = make_batch()
+    labels, weights = teacher_targets(model, inputs, samples)
     losses = model.loss(inputs, samples)
-    with torch.no_grad():
-        features = model.extract_feat(inputs)
-        decode = torch.nn.functional.interpolate(
-            model.decode_head.forward(features), size=(SIZE, SIZE), mode='bilinear',
-            align_corners=False).numpy()
-        aux = torch.nn.functional.interpolate(
-            model.auxiliary_head.forward(features), size=(SIZE, SIZE),
-            mode='bilinear', align_corners=False).numpy()
+    decode, aux = head_logits(model, inputs)
+    divide_by = 'valid' if avg_non_ignore else 'all'
     assert losses['decode.loss_ce'].item() == pytest.approx(
-        brute_force_ce(decode, expected_labels, expected_weights), rel=1e-4)
+        brute_force_ce(decode, labels, weights, divide_by), rel=1e-5)
     assert losses['aux.loss_ce'].item() == pytest.approx(
-        0.4 * brute_force_ce(aux, expected_labels, expected_weights), rel=1e-4)
-    assert {'decode.acc_seg', 'complement_ratio', 'complement_weight'} <= set(losses)
+        0.4 * brute_force_ce(aux, labels, weights, divide_by), rel=1e-5)
+    accuracy = (decode.argmax(1) == labels)[labels != 255].mean() * 100
+    assert losses['decode.acc_seg'].item() == pytest.approx(accuracy, abs=1e-3)
+    assert set(losses) == {'decode.loss_ce', 'decode.acc_seg', 'aux.loss_ce',
+                           'aux.acc_seg', 'complement_ratio', 'complement_weight'}
+
+
+def test_mmseg_weighted_ce_equals_the_spec_formula():
+    """The loss Stage 4 uses, built from the registry: sum(W * CE) / #non-ignored."""
+    init_default_scope('mmseg')
+    criterion = MODELS.build(dict(type='CrossEntropyLoss', avg_non_ignore=True))
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 4, 2, 3, generator=generator, dtype=torch.float64)
+    labels = torch.tensor([[[0, 255, 1], [2, 3, 1]]])
+    weights = torch.tensor([[[1.0, 0.3, 0.2], [1.0, 0.25, 1.0]]])
+    expected = brute_force_ce(logits.numpy(), labels.numpy(), weights.numpy())
+    value = criterion(logits, labels, weight=weights, ignore_index=255)
+    # mmseg divides by count + float32 eps and casts W to float32: ~1e-8 relative
+    assert value.item() == pytest.approx(expected, rel=1e-7)
+    assert value.item() != pytest.approx(expected * 5 / 6, rel=1e-3)  # not / all
+
+
+def test_several_losses_appear_and_add_up_like_mmseg():
+    both = [dict(type='CrossEntropyLoss', loss_name='loss_ce', avg_non_ignore=True),
+            dict(type='CrossEntropyLoss', loss_name='loss_all', loss_weight=0.5)]
+    model = build(decode_head=dict(loss_decode=both))
+    model.train()
+    inputs, samples = make_batch()
+    labels, weights = teacher_targets(model, inputs, samples)
+    losses = model.loss(inputs, samples)
+    decode, aux = head_logits(model, inputs)
+    assert losses['decode.loss_ce'].item() == pytest.approx(
+        brute_force_ce(decode, labels, weights), rel=1e-5)
+    assert losses['decode.loss_all'].item() == pytest.approx(
+        0.5 * brute_force_ce(decode, labels, weights, 'all'), rel=1e-5)
+    total, log_vars = model.parse_losses(losses)
+    expected = sum(losses[key] for key in
+                   ('decode.loss_ce', 'decode.loss_all', 'aux.loss_ce'))
+    torch.testing.assert_close(total, expected)
+    assert log_vars['loss'].item() == pytest.approx(expected.item())
+    # two losses with one loss_name are summed into it (not overwritten)
+    same = [dict(type='CrossEntropyLoss', avg_non_ignore=True),
+            dict(type='CrossEntropyLoss', avg_non_ignore=True, loss_weight=0.5)]
+    doubled = build(decode_head=dict(loss_decode=same)).loss(inputs, samples)
+    assert doubled['decode.loss_ce'].item() == pytest.approx(
+        1.5 * losses['decode.loss_ce'].item(), rel=1e-6)
+
+
+@pytest.mark.parametrize('decode_changes', [
+    dict(loss_decode=[dict(type='CrossEntropyLoss', loss_weight=1.0),
+                      dict(type='DiceLoss', loss_weight=0.5)]),
+    # top-100 loss pixels per image: most pixels get sampler weight 0
+    dict(sampler=dict(type='OHEMPixelSampler', min_kept=100)),
+])
+def test_without_weights_equals_mmseg_encoder_decoder(decode_changes):
+    """No 254 pixel and no weighting: the same numbers as mmseg's own loss path."""
+    overrides = dict(weight_by_confidence=False, decode_head=decode_changes)
+    model = build(teacher=False, **overrides)
+    plain_cfg = copy.deepcopy(DEFAULT_ARGS)
+    plain_cfg['type'] = 'EncoderDecoder'
+    plain_cfg['decode_head'].update(decode_changes)
+    plain = MODELS.build(ConfigDict(plain_cfg))
+    plain.load_state_dict(model.state_dict())
+    model.train()
+    plain.train()
+    inputs, samples = make_batch(with_biased=False)
+    ours = model.loss(inputs, samples)
+    theirs = plain.loss(inputs, samples)
+    assert set(ours) == set(theirs) | {'complement_ratio', 'complement_weight'}
+    for key, value in theirs.items():
+        torch.testing.assert_close(ours[key], value)
 
 
 def test_unweighted_and_ignore_modes():
@@ -150,12 +282,14 @@ def test_unweighted_and_ignore_modes():
     model = build(weight_by_confidence=False)
     labels, weights, _ = model.targets(inputs, samples)
     assert weights is None and not (labels == 254).any()
-    model = build(biased_pixels='ignore')
+    model = build(teacher=False, biased_pixels='ignore')
+    assert not model.uses_teacher
     labels, weights, stats = model.targets(inputs, samples)
     original = torch.stack([s.gt_sem_seg.data[0] for s in samples])
-    assert weights is None and model.teacher is None
+    assert weights is None
     assert torch.equal(labels, original.masked_fill(original == 254, 255))
-    assert 'ignored_biased_ratio' in stats
+    assert stats['ignored_biased_ratio'].item() == pytest.approx(
+        (original == 254).sum().item() / (original != 255).sum().item())
 
 
 def test_missing_tags_is_a_clear_error():
@@ -167,44 +301,18 @@ def test_missing_tags_is_a_clear_error():
         model.loss(inputs, samples)
 
 
-def test_ema_teacher_updates_every_step_and_gets_no_gradient():
+def test_loss_leaves_the_teacher_alone_and_gives_it_no_gradient():
     model = build()
     model.train()
+    ema = TEACHERS[id(model)]
+    before = copy.deepcopy(ema.state_dict())
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-    momentum = DEFAULT_ARGS['ema_momentum']
-    previous_teacher = previous_student = None
-    for step in range(3):
-        inputs, samples = make_batch(seed=step, with_biased=(step != 1))
-        student_before = {k: v.detach().clone()
-                          for k, v in model.named_parameters()}
-        model.train_step(dict(inputs=list(inputs), data_samples=samples), optim)
-        teacher = model.teacher
-        assert int(teacher.steps) == step + 1  # also on the step without 254 pixels
-        teacher_params = dict(teacher.module.named_parameters())
-        for name, value in teacher_params.items():
-            assert not value.requires_grad and value.grad is None
-            if step == 0:
-                expected = student_before[name]
-            else:
-                expected = (1 - momentum) * previous_teacher[name] \
-                    + momentum * previous_student[name]
-            torch.testing.assert_close(value, expected)
-        previous_teacher = {k: v.detach().clone() for k, v in teacher_params.items()}
-        previous_student = {k: v.detach().clone()
-                            for k, v in model.named_parameters()}
-        # the student did move: its own gradient step happened
-        assert any(not torch.equal(student_before[k], v)
-                   for k, v in model.named_parameters())
-    optimised = {id(p) for group in optim.optimizer.param_groups
-                 for p in group['params']}
-    assert not optimised & {id(p) for p in model.teacher.parameters()}
-    assert not any('teacher' in key for key in model.state_dict())
-    state = model.teacher_state_dict()
-    clone = build()
-    clone.load_teacher_state_dict(state)
-    assert int(clone.teacher.steps) == 3
-    for key, value in clone.teacher.state_dict().items():
-        torch.testing.assert_close(value, state[key])
+    inputs, samples = make_batch()
+    model.train_step(dict(inputs=list(inputs), data_samples=samples), optim)
+    for key, value in ema.state_dict().items():  # updating is the hook's job
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+    assert all(p.grad is None and not p.requires_grad for p in ema.parameters())
+    assert not ema.training
 
 
 def test_predict_uses_the_student():
@@ -217,8 +325,8 @@ def test_predict_uses_the_student():
     with torch.no_grad():
         logits = model.predict(inputs, samples)[0].seg_logits.data
         student = model.encode_decode(inputs, [s.metainfo for s in samples])[0]
-        teacher = torch.nn.functional.interpolate(
-            model.teacher.module(inputs), size=(SIZE, SIZE), mode='bilinear')[0]
+        teacher = F.interpolate(model.teacher_fn(inputs), size=(SIZE, SIZE),
+                                mode='bilinear')[0]
     torch.testing.assert_close(logits, student)
     assert not torch.allclose(logits, teacher)
 
@@ -229,9 +337,7 @@ def test_teacher_crf_refines_only_images_with_removed_pixels():
     inputs, samples = make_batch()
     samples[1].gt_sem_seg.data[samples[1].gt_sem_seg.data == 254] = 0
     probs = model.teacher_probs(inputs, samples, (SIZE, SIZE))
-    plain = build()
-    plain.init_teacher()
-    raw = plain.teacher_probs(inputs, samples, (SIZE, SIZE))
+    raw = build().teacher_probs(inputs, samples, (SIZE, SIZE))
     torch.testing.assert_close(probs[1], raw[1])  # no 254 pixel: left alone
     # image 0 has tags {1, 2}: only background, 1 and 2 may carry probability
     assert probs[0, 3].abs().max() == 0
@@ -239,11 +345,12 @@ def test_teacher_crf_refines_only_images_with_removed_pixels():
     assert not torch.allclose(probs[0], raw[0])
 
 
-def test_rejects_losses_it_cannot_weight():
-    cfg = copy.deepcopy(DEFAULT_ARGS)
-    cfg['decode_head']['loss_decode'] = dict(type='DiceLoss')
-    init_default_scope('mmseg')
-    with pytest.raises(ValueError, match='CrossEntropyLoss'):
-        MODELS.build(cfg)
+def test_rejects_losses_it_cannot_weight_per_pixel():
+    dice = dict(loss_decode=dict(type='DiceLoss'))
+    with pytest.raises(ValueError, match='per-pixel weight'):
+        build(teacher=False, decode_head=dice)
+    build(teacher=False, decode_head=dice, weight_by_confidence=False)
     with pytest.raises(ValueError, match='biased_pixels'):
-        build(biased_pixels='drop')
+        build(teacher=False, biased_pixels='drop')
+    with pytest.raises(TypeError, match='EMATeacherHook'):
+        build(teacher=False, ema_momentum=0.001)
