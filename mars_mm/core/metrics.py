@@ -5,6 +5,9 @@ image by image, so evaluating 40k COCO masks needs O(C^2) memory. From it come t
 per-class IoU, and the WSSS literature's over/under-activation ratios
 ``FP = (P - TP) / union`` and ``FN = (T - TP) / union`` (P predicted, T true pixels).
 Ignored pixels (255 in the ground truth) are dropped, as mmseg's ``IoUMetric`` does.
+
+These serve offline label scoring (``mars_mm.apis``, ``mars_mm.debias``, tools); the
+Runner's metric, ``SegFPFNMetric``, is mmseg's ``IoUMetric`` itself.
 """
 from typing import Dict, Optional, Sequence
 
@@ -73,11 +76,6 @@ class ConfusionMatrix:
     def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
         """Add one image (``(H, W)`` true and predicted labels)."""
         self.counts += confusion_matrix(gt, pred, self.num_classes, self.ignore_index)
-
-    def merge(self, other: 'ConfusionMatrix') -> 'ConfusionMatrix':
-        """Add another matrix's counts (e.g. from another rank or worker)."""
-        self.counts += other.counts
-        return self
 
     def summary(self) -> Dict[str, np.ndarray]:
         """Per-class scores in percent, NaN for classes absent from GT and prediction.
