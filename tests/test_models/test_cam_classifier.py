@@ -69,6 +69,32 @@ def test_loss_equals_multilabel_soft_margin(model):
     assert torch.allclose(losses['loss_cls'], by_hand, atol=1e-6)
 
 
+def test_head_builds_its_loss_from_the_registry():
+    init_default_scope('mmseg')
+    head = MODELS.build(dict(type='CAMHead', in_channels=8, num_classes=NUM_CLASSES))
+    # the default: mmpretrain's sigmoid CE, the mean BCE over N x C logits
+    assert type(head.loss_cls).__module__.startswith('mmpretrain.')
+    assert head.loss_cls.use_sigmoid
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, NUM_CLASSES, generator=generator) * 4
+    targets = (torch.rand(16, NUM_CLASSES, generator=generator) > 0.6).float()
+    default = head.loss_by_logits(logits, targets)['loss_cls']
+    # F.multilabel_soft_margin_loss, i.e. IRN's loss, up to float summation order
+    torch.testing.assert_close(default, F.multilabel_soft_margin_loss(logits, targets),
+                               rtol=1e-6, atol=1e-6)
+    weighted = MODELS.build(dict(
+        type='CAMHead', in_channels=8, num_classes=NUM_CLASSES,
+        loss_cls=dict(type='mmpretrain.CrossEntropyLoss', use_sigmoid=True,
+                      loss_weight=2.5)))
+    torch.testing.assert_close(weighted.loss_by_logits(logits, targets)['loss_cls'],
+                               2.5 * default)
+    other = MODELS.build(dict(type='CAMHead', in_channels=8, num_classes=NUM_CLASSES,
+                              loss_cls=dict(type='mmpretrain.AsymmetricLoss')))
+    assert type(other.loss_cls).__name__ == 'AsymmetricLoss'
+    assert not torch.allclose(other.loss_by_logits(logits, targets)['loss_cls'],
+                              default)
+
+
 def test_logits_are_the_mean_of_the_cams(model):
     inputs = torch.randn(2, 3, 48, 40)
     with torch.no_grad():

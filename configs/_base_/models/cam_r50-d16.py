@@ -26,6 +26,12 @@ model = dict(
         norm_eval=True,
         style='pytorch',
         contract_dilation=True),
-    head=dict(type='CAMHead', in_channels=2048, num_classes=20, loss_weight=1.0),
+    head=dict(
+        type='CAMHead',
+        in_channels=2048,
+        num_classes=20,
+        # mean BCE over N x C logits = multilabel_soft_margin_loss (IRN)
+        loss_cls=dict(type='mmpretrain.CrossEntropyLoss', use_sigmoid=True,
+                      loss_weight=1.0)),
     train_cfg=dict(),
     test_cfg=dict())

@@ -3,7 +3,6 @@ from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -40,21 +39,31 @@ class CAMHead(BaseModule):
     Pooling and the linear classifier commute, so the logits equal the spatial mean
     of :meth:`cams` and the maps are exactly what the classifier scores.
 
+    The default loss, mmpretrain's ``CrossEntropyLoss(use_sigmoid=True)`` (the loss
+    of mmpretrain's ``MultiLabelClsHead``), is the mean binary cross-entropy over the
+    ``N x C`` logits, i.e. PyTorch's ``multilabel_soft_margin_loss`` (IRN's loss),
+    equal up to float rounding of the summation order.
+
     Args:
         in_channels: channels of the backbone's last feature map.
         num_classes: foreground classes C (no background).
-        loss_weight: multiplier of the multi-label soft-margin loss.
+        loss_cls: config of a registered loss called as ``loss(logits, targets)``
+            with ``(N, C)`` logits and multi-hot targets (``loss_weight`` goes here).
         init_cfg: weight initialisation; ``None`` means Xavier uniform.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, loss_weight: float = 1.0,
+    def __init__(self, in_channels: int, num_classes: int,
+                 loss_cls: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if init_cfg is None:  # IRN's choice for the classifier
             init_cfg = dict(type='Xavier', layer='Conv2d', distribution='uniform')
+        if loss_cls is None:
+            loss_cls = dict(type='mmpretrain.CrossEntropyLoss', use_sigmoid=True,
+                            loss_weight=1.0)
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.num_classes = num_classes
-        self.loss_weight = loss_weight
+        self.loss_cls = MODELS.build(loss_cls)
         self.classifier = nn.Conv2d(in_channels, num_classes, 1, bias=False)
 
     def cams(self, feature: Tensor) -> Tensor:
@@ -74,9 +83,9 @@ class CAMHead(BaseModule):
         return self.classifier(pooled).flatten(1)
 
     def loss_by_logits(self, logits: Tensor, targets: Tensor) -> dict:
-        """``loss_cls``: multi-label soft margin of ``(N, C)`` logits and targets."""
-        loss = F.multilabel_soft_margin_loss(logits, targets)
-        return dict(loss_cls=self.loss_weight * loss)
+        """``loss_cls``: the configured loss of ``(N, C)`` logits and multi-hot
+        ``(N, C)`` targets."""
+        return dict(loss_cls=self.loss_cls(logits, targets))
 
     def loss(self, feature: Tensor, tags_per_image: List[Sequence[int]]) -> dict:
         """Losses of a batch given each image's tags (class ids ``1..C``)."""
