@@ -12,20 +12,27 @@ import os
 import os.path as osp
 from functools import partial
 from multiprocessing import get_context
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from PIL import Image
 from tqdm import tqdm
 
-from mars_mm.core.cam import DEFAULT_SCALES, cams_to_label, image_cams
+from mars_mm.apis.splits import build_split_dataset, dataset_files
+from mars_mm.core.cam import cams_to_label, image_cams
 from mars_mm.core.crf import CRFParams
 from mars_mm.core.metrics import ConfusionMatrix, confusion_matrix
-from mars_mm.utils.io import load_label_png, save_label_png, save_with
-from mars_mm.utils.offline import run_offline_job
+from mars_mm.core.multiscale import DEFAULT_SCALES
+from mars_mm.utils.io import (
+    load_label_png,
+    read_rgb,
+    save_label_png,
+    save_with,
+    stem_of,
+)
+from mars_mm.utils.offline import default_device, run_offline_job
 
 #: Background thresholds of the default CAM quality sweep.
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
@@ -73,78 +80,6 @@ def load_cams(path: str) -> Tuple[np.ndarray, np.ndarray]:
     return cams.astype(np.float32), keys.astype(np.int64)
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB image; a clear error naming ``path`` otherwise."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image not found: {path}')
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert('RGB'))
-    except OSError as err:
-        raise ValueError(f'{path}: cannot read image ({err})') from err
-
-
-def stem_of(path: str) -> str:
-    """File name without folder and extension (the per-image key of every stage)."""
-    return osp.splitext(osp.basename(path))[0]
-
-
-# ------------------------------------------------------------------------ dataset
-def _replace_pipeline(dataset_cfg: dict, pipeline: list) -> dict:
-    """Set ``pipeline`` on a dataset config, recursing into wrappers/concats."""
-    dataset_cfg = copy.deepcopy(dataset_cfg)
-    if 'datasets' in dataset_cfg:
-        dataset_cfg['datasets'] = [_replace_pipeline(sub, pipeline)
-                                   for sub in dataset_cfg['datasets']]
-    elif 'dataset' in dataset_cfg:
-        dataset_cfg['dataset'] = _replace_pipeline(dataset_cfg['dataset'], pipeline)
-    else:
-        dataset_cfg['pipeline'] = copy.deepcopy(pipeline)
-    return dataset_cfg
-
-
-def split_dataloader_key(cfg: Config, split: str) -> str:
-    """Config key of a split's dataloader.
-
-    For ``train`` the augmentation-free ``train_infer_dataloader`` of the base dataset
-    configs is preferred (CAM export and pseudo labels must see whole images).
-    """
-    if split == 'train' and cfg.get('train_infer_dataloader') is not None:
-        return 'train_infer_dataloader'
-    key = f'{split}_dataloader'
-    if cfg.get(key) is None:
-        raise KeyError(f'the config has no `{key}`; choose another --split')
-    return key
-
-
-def build_split_dataset(cfg: Config, split: str = 'train',
-                        pipeline: Optional[list] = None):
-    """The dataset of a split (see :func:`split_dataloader_key`), another pipeline.
-
-    Args:
-        cfg: a full or dataset-only config with the dataloaders.
-        split: ``train``, ``val`` or ``test``.
-        pipeline: replaces the split's pipeline (``[]``: only the file lists are
-            needed).
-    """
-    from mmseg.registry import DATASETS
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    dataset_cfg = cfg[split_dataloader_key(cfg, split)]['dataset']
-    if pipeline is not None:
-        dataset_cfg = _replace_pipeline(dataset_cfg, pipeline)
-    return DATASETS.build(dataset_cfg)
-
-
-def dataset_files(dataset) -> List[Dict[str, str]]:
-    """``stem``, ``img_path``, ``seg_map_path`` (maybe None) of every sample."""
-    files = []
-    for index in range(len(dataset)):
-        info = dataset.get_data_info(index)
-        files.append(dict(stem=stem_of(info['img_path']), img_path=info['img_path'],
-                          seg_map_path=info.get('seg_map_path')))
-    return files
-
-
 # ---------------------------------------------------------------------- CAM export
 def cam_function(model: torch.nn.Module, channels_last: bool = True,
                  fuse_bn: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -183,12 +118,9 @@ def build_cam_model(config: Config, checkpoint: Optional[str],
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    if device is None:  # one GPU per rank under torchrun/slurm
-        device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}' \
-            if torch.cuda.is_available() else 'cpu'
     # inference needs no synchronised statistics, and SyncBN has no CPU kernel
     model = revert_sync_batchnorm(model)
-    return model.to(device).eval()
+    return model.to(default_device(device)).eval()
 
 
 def _export_one(index: int, dataset, model, cam_fn, out_dir: str,

@@ -9,6 +9,7 @@ working.
 import copy
 from typing import Any, List, Tuple
 
+from mars_mm.apis.splits import split_dataloader_key
 from mars_mm.core.debias import TAG_SOURCES  # noqa: F401  (v0.1 name)
 from mars_mm.debias import *  # noqa: F401,F403  (v0.1 names)
 from mars_mm.debias import (
@@ -38,12 +39,12 @@ def build_samples(cfg: Any) -> Tuple[List[Sample], List[str]]:
         first).
     """
     dataset_cfg = cfg.debias.get('dataset', None)
-    for key in ('train_infer_dataloader', 'train_dataloader'):
-        if dataset_cfg is None and key in cfg:
-            dataset_cfg = cfg[key]['dataset']
     if dataset_cfg is None:
-        raise ValueError('the config names no dataset: set debias.dataset or '
-                         'train_infer_dataloader.dataset')
+        try:
+            dataset_cfg = cfg[split_dataloader_key(cfg, 'train')]['dataset']
+        except KeyError as err:
+            raise ValueError('the config names no dataset: set debias.dataset or '
+                             'train_infer_dataloader.dataset') from err
     dataset_cfg = copy.deepcopy(dataset_cfg)
     dataset_cfg['pipeline'] = []
     dataset_cfg['lazy_init'] = False

@@ -13,6 +13,7 @@ those pixels from scoring instead. Ground-truth 255 is always ignored, as in mms
 """
 import csv
 import functools
+import io
 import json
 import math
 import os.path as osp
@@ -21,13 +22,20 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.config import Config
 
+from mars_mm.apis.splits import split_dataloader_key
 from mars_mm.core.metrics import (
     ConfusionMatrix,
     format_table,
     map_special_labels,
     scores_from_confusion,
 )
-from mars_mm.utils.io import BIASED_INDEX, IGNORE_INDEX, load_label_png
+from mars_mm.utils.io import (
+    BIASED_INDEX,
+    IGNORE_INDEX,
+    load_label_png,
+    save_text,
+    stem_of,
+)
 from mars_mm.utils.offline import iter_chunks, run_offline_job
 
 SPECIAL_MODES = ('background', 'ignore')
@@ -126,12 +134,7 @@ def dataset_gt_pairs(config: Config, pred_dir: str, split: str = 'train',
     """
     from mars_mm.datasets.wsss_base import WSSSBaseDataset
     from mars_mm.registry import DATASETS
-    key = f'{split}_dataloader'
-    if split == 'train' and 'train_infer_dataloader' in config:
-        key = 'train_infer_dataloader'
-    if key not in config:
-        raise KeyError(f'the config has no {key}')
-    dataset_cfg = dict(config[key]['dataset'])
+    dataset_cfg = dict(config[split_dataloader_key(config, split)]['dataset'])
     dataset_cfg['pipeline'] = []
     if data_root is not None:
         dataset_cfg['data_root'] = data_root
@@ -148,7 +151,7 @@ def dataset_gt_pairs(config: Config, pred_dir: str, split: str = 'train',
         if not info.get('seg_map_path'):
             raise ValueError(f'{info["img_path"]}: the {split} split has no ground '
                              'truth to score against')
-        stem = osp.splitext(osp.basename(info['img_path']))[0]
+        stem = stem_of(info['img_path'])
         pairs.append((info['seg_map_path'], osp.join(pred_dir, stem + suffix)))
     return pairs, list(dataset.metainfo['classes'])
 
@@ -169,24 +172,21 @@ def scores_to_dict(scores: Dict[str, np.ndarray], class_names: Sequence[str],
 
 def write_scores(path: str, summary: dict) -> None:
     """``.json``: the summary; ``.csv``: one row per class and a mean row."""
-    from mars_mm.utils.io import save_with
     if path.endswith('.csv'):
-        def writer(tmp: str) -> None:
-            with open(tmp, 'w', newline='') as handle:
-                out = csv.writer(handle)
-                out.writerow(['class', 'iou', 'fp', 'fn', 'precision', 'recall'])
-                for name, row in summary['per_class'].items():
-                    out.writerow([name] + [row[k] for k in ('iou', 'fp', 'fn',
-                                                            'precision', 'recall')])
-                out.writerow(['mean', summary['miou'], summary['mfp'],
-                              summary['mfn'], '', ''])
+        buffer = io.StringIO()
+        out = csv.writer(buffer)
+        out.writerow(['class', 'iou', 'fp', 'fn', 'precision', 'recall'])
+        for name, row in summary['per_class'].items():
+            out.writerow([name] + [row[k] for k in ('iou', 'fp', 'fn', 'precision',
+                                                    'recall')])
+        out.writerow(['mean', summary['miou'], summary['mfp'], summary['mfn'], '',
+                      ''])
+        text = buffer.getvalue()
     elif path.endswith('.json'):
-        def writer(tmp: str) -> None:
-            with open(tmp, 'w') as handle:
-                json.dump(summary, handle, indent=2)
+        text = json.dumps(summary, indent=2)
     else:
         raise ValueError(f'{path}: the output must end in .json or .csv')
-    save_with(path, writer)
+    save_text(path, text)
 
 
 def eval_labels(pred_dir: str, config: Config, split: str = 'train',

@@ -6,34 +6,61 @@ here so that every tool behaves the same way.
 """
 import argparse
 import atexit
+import copy
 import os
 import os.path as osp
-from typing import Optional, Sequence
+import warnings
+from typing import Any, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
 from mars_mm.utils.compat import init_cpu_process_group, setup_cpu_distributed
+from mars_mm.utils.io import stem_of
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
+def resolve_config_path(path: str) -> str:
+    """``path``, or the config its folder's ``metafile.yaml`` lists it as an alias of.
+
+    Short names such as ``configs/mars/deeplab_r101_voc.py`` are ``Alias`` entries of
+    a metafile model, not files: a command typed with one keeps working and warns
+    with the real config's path.
+
+    Raises:
+        FileNotFoundError: naming ``path`` when it is neither a file nor an alias.
+    """
+    if osp.isfile(path):
+        return path
+    metafile = osp.join(osp.dirname(path), 'metafile.yaml')
+    if osp.isfile(metafile):
+        from mmengine.fileio import load
+        alias = stem_of(path)
+        for model in load(metafile).get('Models', []):
+            if alias in (model.get('Alias') or []):
+                target = osp.join(osp.dirname(path), osp.basename(model['Config']))
+                warnings.warn(f'{path} is an alias (metafile.yaml) of {target}',
+                              stacklevel=2)
+                return target
+    raise FileNotFoundError(f'config file not found: {path}')
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None, launcher: str = 'none') -> Config:
-    """Read a config, apply ``--cfg-options`` and choose the work dir.
+    """Read a config (or a metafile alias), apply ``--cfg-options``, set the work dir.
 
     The work dir is, by priority: ``work_dir``, the config's own ``work_dir``,
-    ``./work_dirs/<config name>`` (mmseg's convention).
+    ``./work_dirs/<config name>`` (mmseg's convention; the name as typed, so an
+    alias keeps its work dir).
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+    cfg = Config.fromfile(resolve_config_path(path))
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+        cfg.work_dir = osp.join('./work_dirs', stem_of(path))
     return cfg
 
 
@@ -149,10 +176,24 @@ def enable_amp(cfg: Config) -> None:
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
-def to_tta(cfg: Config, scales: Optional[Sequence[float]] = None) -> None:
-    """Swap the test pipeline and model for their test-time-augmentation versions."""
+def tta_model_cfg(cfg: Config, module: Any) -> dict:
+    """A copy of the config's ``tta_model`` wrapping ``module`` (``--tta``).
+
+    Args:
+        cfg: a config with ``tta_model`` and ``tta_pipeline``.
+        module: the segmentor, as a config or as a built model.
+
+    Raises:
+        ValueError: the config has no ``tta_model`` or no ``tta_pipeline``.
+    """
     if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
         raise ValueError('--tta needs `tta_model` and `tta_pipeline` in the config')
+    tta_cfg = copy.deepcopy(cfg.tta_model)
+    tta_cfg['module'] = module
+    return tta_cfg
+
+
+def to_tta(cfg: Config) -> None:
+    """Swap the test pipeline and model for their test-time-augmentation versions."""
+    cfg.model = tta_model_cfg(cfg, cfg.model)
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-    cfg.tta_model.module = cfg.model
-    cfg.model = cfg.tta_model

@@ -17,25 +17,16 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mars_mm.apis.cam import stem_of
+from mars_mm.core.debias import resize_label_to_grid
 from mars_mm.core.knn import centre_features, cosine_topk
-from mars_mm.core.multiscale import multiscale_dense
+from mars_mm.core.multiscale import DEFAULT_SCALES, multiscale_dense
 from mars_mm.datasets.uss_pair_dataset import image_stems, write_knn_file
 from mars_mm.utils.compat import drop_save_best_for_testing
-from mars_mm.utils.io import save_array
-from mars_mm.utils.offline import get_dist_info, run_offline_job
+from mars_mm.utils.io import load_label_png, save_array, stem_of
+from mars_mm.utils.offline import default_device, get_dist_info, run_offline_job
 
 #: reads an image for kNN features / export, without augmentation
 DEFAULT_IMAGE_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]
-DEFAULT_EXPORT_SCALES = (0.5, 1.0, 1.5, 2.0)
-
-
-def _device(device: Optional[str]) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():  # one GPU per rank under torchrun/slurm
-        return torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}')
-    return torch.device('cpu')
 
 
 def build_uss_model(cfg: Config, checkpoint: Optional[str] = None,
@@ -54,7 +45,7 @@ def build_uss_model(cfg: Config, checkpoint: Optional[str] = None,
         model.init_weights()
     else:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    return model.to(_device(device)).eval()
+    return model.to(default_device(device)).eval()
 
 
 def uss_image_dataset(cfg: Config, split: str = 'train'):
@@ -165,7 +156,7 @@ def _export_one(index: int, dataset, model: torch.nn.Module, out_dir: str,
 
 def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
                        split: str = 'train',
-                       scales: Sequence[float] = DEFAULT_EXPORT_SCALES,
+                       scales: Sequence[float] = DEFAULT_SCALES,
                        flip: bool = True, stride: int = 8,
                        device: Optional[str] = None,
                        resume: bool = True,
@@ -218,13 +209,6 @@ def evaluate_uss(cfg: Config, checkpoint: str, split: str = 'test') -> dict:
     return runner.test()
 
 
-def _to_grid(label: np.ndarray, grid: Tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label map to the embedding grid."""
-    tensor = torch.from_numpy(label.astype(np.int64))[None, None].float()
-    return torch.nn.functional.interpolate(tensor, size=grid, mode='nearest')[
-        0, 0].numpy().astype(np.int64)
-
-
 def context_separation(emb_dir: str, dataset, context_dir: str,
                        class_ids: Sequence[int]) -> Dict[int, Dict[str, float]]:
     """How well embeddings separate planted context from the class it co-occurs
@@ -233,7 +217,8 @@ def context_separation(emb_dir: str, dataset, context_dir: str,
     For a biased class ``c``: *context with c* are context pixels (``context_dir``
     mask 1, ground truth background) of images containing ``c``; *context elsewhere*
     the same in images without ``c``; *object* the pixels of ``c``. Labels are
-    resized to the embedding grid (nearest).
+    resized to the embedding grid as Stage 3 resizes them (pixel-centre nearest,
+    :func:`mars_mm.core.debias.resize_label_to_grid`).
 
     Returns:
         dict: per class id, ``cos_context_elsewhere`` and ``cos_object`` (mean
@@ -242,7 +227,6 @@ def context_separation(emb_dir: str, dataset, context_dir: str,
         cosine to context elsewhere exceeds that to the object.
     """
     from mars_mm.core.uss_eval import SetCosine
-    from mars_mm.utils.io import load_label_png
     per_image = []
     stats = None
     for index in range(len(dataset)):
@@ -253,8 +237,9 @@ def context_separation(emb_dir: str, dataset, context_dir: str,
             raise FileNotFoundError(f'embedding missing for {stem}: {path}')
         emb = np.load(path).astype(np.float32)
         grid = emb.shape[1:]
-        gt = _to_grid(load_label_png(info['seg_map_path']), grid)
-        context = _to_grid(load_label_png(osp.join(context_dir, stem + '.png')), grid)
+        gt = resize_label_to_grid(load_label_png(info['seg_map_path']), grid)
+        context = resize_label_to_grid(
+            load_label_png(osp.join(context_dir, stem + '.png')), grid)
         vectors = emb.reshape(emb.shape[0], -1).T
         stats = stats or SetCosine(emb.shape[0])
         context_bg = ((context > 0) & (gt == 0)).ravel()

@@ -15,9 +15,15 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
+from mars_mm.apis.launch import tta_model_cfg
 from mars_mm.registry import DATASETS, MODELS
-from mars_mm.utils.io import atomic_write, save_label_png
-from mars_mm.utils.offline import barrier, get_dist_info, run_offline_job
+from mars_mm.utils.io import atomic_write, save_label_png, stem_of
+from mars_mm.utils.offline import (
+    barrier,
+    default_device,
+    get_dist_info,
+    run_offline_job,
+)
 
 VOC_RESULT_DIR = osp.join('results', 'VOC2012', 'Segmentation', 'comp6_test_cls')
 #: Transforms that need ground truth, which the test split does not have.
@@ -43,12 +49,6 @@ def strip_annotation_transforms(pipeline: List[dict]) -> List[dict]:
     return stripped
 
 
-def _default_device() -> str:
-    if torch.cuda.is_available():
-        return f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
-    return 'cpu'
-
-
 def build_predictor(cfg: Config, checkpoint: str, tta: bool = False,
                     device: Optional[str] = None) -> torch.nn.Module:
     """The student segmentor from ``checkpoint`` (``init_model``), TTA-wrapped if asked.
@@ -57,20 +57,15 @@ def build_predictor(cfg: Config, checkpoint: str, tta: bool = False,
         cfg: the training/test config.
         checkpoint: a checkpoint saved by training (student weights).
         tta: wrap it in the config's ``tta_model`` (multi-scale + flip, CRF if set).
-        device: default ``cuda:LOCAL_RANK`` with CUDA, else ``cpu``.
+        device: default :func:`~mars_mm.utils.offline.default_device`.
 
     Returns:
         nn.Module: a model in eval mode with ``test_step``.
     """
     from mmseg.apis import init_model
-    model = init_model(copy.deepcopy(cfg), checkpoint,
-                       device=device or _default_device())
+    model = init_model(copy.deepcopy(cfg), checkpoint, device=default_device(device))
     if tta:
-        if 'tta_model' not in cfg:
-            raise ValueError('--tta needs `tta_model` in the config')
-        tta_cfg = copy.deepcopy(cfg.tta_model)
-        tta_cfg['module'] = model
-        model = MODELS.build(tta_cfg)
+        model = MODELS.build(tta_model_cfg(cfg, model))
     return model.eval()
 
 
@@ -103,16 +98,16 @@ def export_voc_test(cfg: Config, checkpoint: str, out_dir: str, tta: bool = Fals
     if dataloader_key not in cfg:
         raise KeyError(f'the config has no `{dataloader_key}` describing the test '
                        'images (see configs/_base_/datasets/voc12aug_wsss.py)')
+    model = build_predictor(cfg, checkpoint, tta=tta, device=device)
     dataset_cfg = copy.deepcopy(cfg[dataloader_key]['dataset'])
     pipeline = cfg.tta_pipeline if tta else dataset_cfg['pipeline']
     dataset_cfg['pipeline'] = strip_annotation_transforms(pipeline)
-    model = build_predictor(cfg, checkpoint, tta=tta, device=device)
     dataset = DATASETS.build(dataset_cfg)
     result_dir = osp.join(out_dir, VOC_RESULT_DIR)
     os.makedirs(result_dir, exist_ok=True)
 
     def png_path(index: int) -> str:
-        stem = osp.splitext(osp.basename(dataset.get_data_info(index)['img_path']))[0]
+        stem = stem_of(dataset.get_data_info(index)['img_path'])
         return osp.join(result_dir, f'{stem}.png')
 
     def predict(index: int) -> Any:

@@ -25,26 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from mars_mm.core.crf import CRFParams, crf_labels
+from mars_mm.core.multiscale import DEFAULT_SCALES, scaled_views
 
-#: Scales of the standard multi-scale CAM inference.
-DEFAULT_SCALES = (1.0, 0.5, 1.5, 2.0)
 #: Added to the maximum before max-normalisation (as IRN) so empty maps stay zero.
 NORM_EPS = 1e-5
 
 CamFunction = Callable[[torch.Tensor], torch.Tensor]
-
-
-def scaled_size(height: int, width: int, scale: float) -> tuple:
-    """``(h, w)`` of an image of ``height x width`` resized by ``scale`` (>= 1 px)."""
-    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
-
-
-def resize_images(images: torch.Tensor, scale: float) -> torch.Tensor:
-    """Bilinearly resize ``(N, 3, H, W)`` images by ``scale`` (identity at 1.0)."""
-    if scale == 1.0:
-        return images
-    size = scaled_size(images.shape[-2], images.shape[-1], scale)
-    return F.interpolate(images, size=size, mode='bilinear', align_corners=False)
 
 
 def max_normalise(cams: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
@@ -85,9 +71,7 @@ def multiscale_cams(cam_fn: CamFunction,
     """
     height, width = images.shape[-2:]
     total = None
-    for scale in scales:
-        resized = resize_images(images, scale)
-        batch = torch.cat([resized, resized.flip(-1)]) if flip else resized
+    for _, batch in scaled_views(images, scales, flip):
         cams = F.relu(_forward_chunks(cam_fn, batch, max_batch)).float()
         if class_indices is not None:
             cams = cams.index_select(1, class_indices.to(cams.device))

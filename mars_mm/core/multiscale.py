@@ -1,4 +1,8 @@
-"""Multi-scale, flip-averaged dense embeddings on a fixed output grid.
+"""Multi-scale + flip inference: the resize-and-mirror loop and dense embeddings.
+
+:func:`scaled_views` is the loop every multi-scale inference shares (CAMs in
+:mod:`mars_mm.core.cam`, embedding export here): for each scale the images are
+resized and their mirrors ride in the same batch.
 
 The exported USS embedding of an ``H x W`` image lives on the stride-8 grid
 ``(ceil(H / 8), ceil(W / 8))`` whatever the network's own stride. For every scale the
@@ -10,7 +14,7 @@ scales and flips are averaged. Sampling at mapped centres, rather than resizing 
 code map, keeps flipped and padded inputs exactly aligned with the image.
 """
 import math
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Iterator, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +26,41 @@ def output_grid(height: int, width: int, stride: int = 8) -> Tuple[int, int]:
     return math.ceil(height / stride), math.ceil(width / stride)
 
 
+#: Scales of multi-scale inference (CAMs, embedding export), the WSSS literature's
+#: order; the order only changes float rounding of the sums.
+DEFAULT_SCALES = (1.0, 0.5, 1.5, 2.0)
+
+
 def scaled_size(height: int, width: int, scale: float) -> Tuple[int, int]:
     """Size of the image at ``scale`` (rounded, at least one pixel)."""
     return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+
+
+def resize_images(images: Tensor, scale: float) -> Tensor:
+    """Bilinearly resize ``(N, 3, H, W)`` images by ``scale`` (identity at 1.0)."""
+    if scale == 1.0:
+        return images
+    size = scaled_size(images.shape[-2], images.shape[-1], scale)
+    return F.interpolate(images, size=size, mode='bilinear', align_corners=False)
+
+
+def scaled_views(images: Tensor, scales: Sequence[float],
+                 flip: bool) -> Iterator[Tuple[Tuple[int, int], Tensor]]:
+    """The inputs of multi-scale (+ flip) inference, one batch per scale.
+
+    Args:
+        images: ``(N, 3, H, W)`` normalised images of one size.
+        scales: resize factors, in the order they are yielded.
+        flip: append the horizontally mirrored images to each batch.
+
+    Yields:
+        tuple: the scaled size ``(h, w)`` and the batch ``(N, 3, h, w)``, or
+        ``(2N, 3, h, w)`` with the N mirrored images after the originals.
+    """
+    for scale in scales:
+        resized = resize_images(images, scale)
+        batch = torch.cat([resized, resized.flip(-1)]) if flip else resized
+        yield tuple(resized.shape[-2:]), batch
 
 
 def _cell_centres(num_out: int, stride: int, orig: int, scaled: int,
@@ -71,7 +107,7 @@ def sample_on_grid(codes: Tensor, grid: Tuple[int, int], stride: int,
 
 
 def multiscale_dense(forward: Callable[[Tensor], Tensor], image: Tensor,
-                     scales: Sequence[float] = (0.5, 1.0, 1.5, 2.0),
+                     scales: Sequence[float] = DEFAULT_SCALES,
                      flip: bool = True, stride: int = 8,
                      feature_stride: int = 8) -> Tensor:
     """Average of ``forward`` over scales (and horizontal flips) on the stride grid.
@@ -92,11 +128,7 @@ def multiscale_dense(forward: Callable[[Tensor], Tensor], image: Tensor,
     grid = output_grid(height, width, stride)
     total = None
     count = 0
-    for scale in scales:
-        size = scaled_size(height, width, scale)
-        scaled = F.interpolate(image, size=size, mode='bilinear',
-                               align_corners=False)
-        batch = torch.cat([scaled, scaled.flip(-1)]) if flip else scaled
+    for size, batch in scaled_views(image, scales, flip):
         codes = forward(batch)
         for index in range(codes.shape[0]):
             sampled = sample_on_grid(codes[index:index + 1], grid, stride,

@@ -14,7 +14,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from mars_mm.registry import DATASETS
-from mars_mm.utils.io import atomic_write
+from mars_mm.utils.io import atomic_write, stem_of
 
 #: metainfo key telling the model which role a sample plays in its group
 USS_ROLE_KEY = 'uss_role'
@@ -22,7 +22,7 @@ USS_ROLE_KEY = 'uss_role'
 
 def image_stems(dataset: BaseDataset) -> List[str]:
     """The image stem (file name without extension) of every item of ``dataset``."""
-    return [osp.splitext(osp.basename(dataset.get_data_info(i)['img_path']))[0]
+    return [stem_of(dataset.get_data_info(i)['img_path'])
             for i in range(len(dataset))]
 
 

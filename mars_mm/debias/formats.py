@@ -6,7 +6,8 @@ Inputs (one per image, ``<stem>`` shared):
   ``0..C``, 254 (removed) or 255 (ignore) (:func:`load_pseudo_label`);
 * embedding ``<embedding_dir>/<stem>.npy``: float ``(D, ceil(H / s), ceil(W / s))``,
   stride ``s`` (8 by default) (:func:`load_embedding`);
-* the RGB image, for the CRF and the report (:func:`load_rgb`).
+* the RGB image, for the CRF and the report (``load_rgb``: the project's one image
+  reader, :func:`mars_mm.utils.io.read_rgb`, under its Stage 3 name).
 
 Outputs in the work dir:
 
@@ -51,6 +52,7 @@ from mars_mm.utils.io import (
     load_label_png,
     save_with,
 )
+from mars_mm.utils.io import read_rgb as load_rgb  # noqa: F401  (Stage 3 name)
 
 
 # ----------------------------------------------------------------------- inputs
@@ -104,17 +106,6 @@ def load_embedding(path: str, image_size: Optional[Sequence[int]] = None,
     if not np.isfinite(array).all():
         raise ValueError(f'{path}: embedding holds NaN or inf')
     return array
-
-
-def load_rgb(path: str) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB image (the CRF's input)."""
-    import mmcv
-    if not path or not osp.isfile(path):
-        raise FileNotFoundError(f'image file not found: {path}')
-    image = mmcv.imread(path, channel_order='rgb')
-    if image is None:
-        raise ValueError(f'{path}: cannot decode image')
-    return image
 
 
 # ------------------------------------------------------------ per-image centroids

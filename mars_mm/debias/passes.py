@@ -38,7 +38,13 @@ from mars_mm.debias.formats import (
 )
 from mars_mm.debias.settings import DebiasSettings, Sample
 from mars_mm.debias.sync import sync_after
-from mars_mm.utils.io import atomic_write, load_label_png, save_label_png, save_with
+from mars_mm.utils.io import (
+    atomic_write,
+    load_label_png,
+    save_label_png,
+    save_text,
+    save_with,
+)
 from mars_mm.utils.offline import get_dist_info, run_offline_job
 
 
@@ -118,8 +124,7 @@ def _check_pass1_params(settings: DebiasSettings) -> None:
                 f'{osp.join(settings.work_dir, "centroids")}')
         return
     if get_dist_info()[0] == 0:
-        with atomic_write(path) as tmp, open(tmp, 'w') as file:
-            json.dump(params, file, indent=1)
+        save_text(path, json.dumps(params, indent=1))
 
 
 def centroids_of_image(sample: Sample, settings: DebiasSettings,

@@ -71,6 +71,11 @@ def atomic_write(path: str, suffix: Optional[str] = None) -> Iterator[str]:
         raise
 
 
+def stem_of(path: str) -> str:
+    """File name without folder and extension: the per-image key of every stage."""
+    return osp.splitext(osp.basename(path))[0]
+
+
 def is_temporary(filename: str) -> bool:
     """Whether ``filename`` is a leftover of :func:`atomic_write`."""
     return osp.basename(filename).startswith('.tmp-')
@@ -140,3 +145,29 @@ def save_with(path: str, writer: Callable[[str], None]) -> None:
     """Atomically create ``path`` with ``writer(tmp_path)`` (any format)."""
     with atomic_write(path) as tmp:
         writer(tmp)
+
+
+def save_text(path: str, text: str) -> None:
+    """Atomically write ``text`` (UTF-8) to ``path``: split files, JSON, CSV."""
+    with atomic_write(path) as tmp:
+        with open(tmp, 'w', encoding='utf-8', newline='') as handle:
+            handle.write(text)
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB image, decoded as ``LoadImageFromFile`` decodes it.
+
+    mmcv's default (OpenCV) backend is used so that the CRF of every stage sees the
+    pixels the networks were fed.
+
+    Raises:
+        FileNotFoundError: naming ``path`` when it does not exist.
+        ValueError: naming ``path`` when it cannot be decoded.
+    """
+    import mmcv
+    if not path or not osp.isfile(path):
+        raise FileNotFoundError(f'image not found: {path}')
+    image = mmcv.imread(path, channel_order='rgb')
+    if image is None:
+        raise ValueError(f'{path}: cannot decode image')
+    return image

@@ -40,6 +40,20 @@ def get_dist_info() -> Tuple[int, int]:
     return 0, 1
 
 
+def default_device(device: Optional[str] = None) -> str:
+    """``device`` if given, else this rank's GPU (``cuda:LOCAL_RANK``), else ``cpu``.
+
+    Under torchrun/Slurm every rank of an offline job or of inference takes its own
+    GPU; ``LOCAL_RANK`` is set by the launcher (or by ``--local-rank``).
+    """
+    if device is not None:
+        return device
+    import torch
+    if torch.cuda.is_available():
+        return f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
+    return 'cpu'
+
+
 def shard(items: Sequence, rank: Optional[int] = None,
           world_size: Optional[int] = None) -> list:
     """The share of ``items`` that ``rank`` processes (strided, so shards balance)."""

@@ -16,6 +16,18 @@ def test_load_config_work_dir_priority(repo_root, tmp_path):
         load_config(str(tmp_path / 'nope.py'))
 
 
+def test_metafile_aliases_name_the_real_config(repo_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(repo_root)
+    with pytest.warns(UserWarning, match='alias .* of configs/mars/mars-deeplabv3plus_'
+                                         'r101-d8_4xb4-40k_voc12aug-512x512.py'):
+        cfg = load_config('configs/mars/deeplab_r101_voc.py')
+    assert cfg.model.type == 'MARSEncoderDecoder' and cfg.num_classes == 21
+    # the work dir keeps the typed name, as the v0.1 alias file gave it
+    assert cfg.work_dir == './work_dirs/deeplab_r101_voc'
+    with pytest.raises(FileNotFoundError, match='deeplab_r50_voc.py'):
+        load_config('configs/mars/deeplab_r50_voc.py')
+
+
 def test_enable_amp_switches_wrapper_once():
     cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer={})))
     enable_amp(cfg)
@@ -36,6 +48,7 @@ def test_to_tta_wraps_the_model():
     assert cfg.model.type == 'SegTTAModel'
     assert cfg.model.module.type == 'EncoderDecoder'
     assert cfg.test_dataloader.dataset.pipeline == ['tta']
+    assert 'module' not in cfg.tta_model  # the config's own entry is left alone
     with pytest.raises(ValueError, match='tta_model'):
         to_tta(Config(dict(model={})))
 

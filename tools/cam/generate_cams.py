@@ -18,7 +18,7 @@ from mars_mm.apis.launch import (
     load_config,
     parse_job_args,
 )
-from mars_mm.core.cam import DEFAULT_SCALES
+from mars_mm.core.multiscale import DEFAULT_SCALES
 
 
 def parse_args() -> argparse.Namespace:

@@ -19,7 +19,8 @@ from mars_mm.apis.launch import (
     load_config,
     parse_job_args,
 )
-from mars_mm.apis.uss import DEFAULT_EXPORT_SCALES, extract_embeddings
+from mars_mm.apis.uss import extract_embeddings
+from mars_mm.core.multiscale import DEFAULT_SCALES
 
 
 def parse_args() -> argparse.Namespace:
@@ -29,7 +30,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', required=True, help='output folder of <stem>.npy')
     parser.add_argument('--split', default='train', choices=('train', 'val', 'test'))
     parser.add_argument('--scales', type=float, nargs='+',
-                        default=list(DEFAULT_EXPORT_SCALES))
+                        default=list(DEFAULT_SCALES))
     parser.add_argument('--no-flip', action='store_true')
     parser.add_argument('--stride', type=int, default=8, help='output stride')
     parser.add_argument('--what', choices=('codes', 'features'), default='codes',

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from mars_mm.utils.io import IGNORE_INDEX, save_label_png, save_with
+from mars_mm.utils.io import IGNORE_INDEX, save_label_png, save_text
 from mars_mm.utils.offline import get_dist_info, run_offline_job
 
 from .sbd import write_split
@@ -160,12 +160,7 @@ def image_tags(item: dict, labels: Dict[int, int]) -> List[int]:
 def write_tag_file(path: str, class_names: Sequence[str],
                    tags: Dict[str, List[int]]) -> None:
     """Atomically write ``{"classes": [...], "tags": {stem: [ids]}}``."""
-    text = json.dumps(dict(classes=list(class_names), tags=tags))
-
-    def writer(tmp: str) -> None:
-        with open(tmp, 'w') as handle:
-            handle.write(text)
-    save_with(path, writer)
+    save_text(path, json.dumps(dict(classes=list(class_names), tags=tags)))
 
 
 def convert_coco(json_path: str, out_root: str, split: str,

@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import scipy.io
 
-from mars_mm.utils.io import save_label_png, save_with
+from mars_mm.utils.io import save_label_png, save_text, save_with
 from mars_mm.utils.offline import get_dist_info, run_offline_job
 
 from ..wsss_base import read_split_file
@@ -86,12 +86,7 @@ def sbd_job_items(voc_root: str, sbd_root: str) -> List[str]:
 
 def write_split(path: str, stems: Sequence[str]) -> None:
     """Atomically write one stem per line."""
-    text = ''.join(f'{stem}\n' for stem in stems)
-
-    def writer(tmp: str) -> None:
-        with open(tmp, 'w') as handle:
-            handle.write(text)
-    save_with(path, writer)
+    save_text(path, ''.join(f'{stem}\n' for stem in stems))
 
 
 def check_images(voc_root: str, stems: Sequence[str],

@@ -13,6 +13,7 @@ from mars_mm.core.debias import (
 )
 from mars_mm.debias.formats import load_centroid_file, load_embedding
 from mars_mm.registry import TRANSFORMS
+from mars_mm.utils.io import stem_of
 
 #: The tag sources a pipeline can use: its ``gt_seg_map`` holds the pseudo label,
 #: so the GT's classes (``'gt'``, offline tool only) are not at hand.
@@ -95,7 +96,7 @@ class DebiasPseudoLabel(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         label = np.asarray(results['gt_seg_map'])
-        stem = osp.splitext(osp.basename(results['img_path']))[0]
+        stem = stem_of(results['img_path'])
         embedding = load_embedding(
             osp.join(self.embedding_dir, stem + self.embedding_suffix), label.shape,
             self.embedding_stride)

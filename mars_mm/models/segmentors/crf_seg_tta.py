@@ -1,7 +1,6 @@
 """Test-time augmentation followed by dense-CRF post-processing (MARS evaluation)."""
 from typing import List, Optional
 
-import mmcv
 import numpy as np
 import torch
 from mmengine.structures import PixelData
@@ -11,6 +10,7 @@ from mmseg.utils import SampleList
 from mars_mm.core.crf import CRFParams
 from mars_mm.core.refine import crf_refine_probs, present_classes
 from mars_mm.registry import MODELS
+from mars_mm.utils.io import read_rgb
 
 
 @MODELS.register_module()
@@ -68,9 +68,7 @@ class CRFSegTTAModel(SegTTAModel):
         return merged
 
     def _refine(self, img_path: str, probs: torch.Tensor) -> torch.Tensor:
-        image = mmcv.imread(img_path, channel_order='rgb')
-        if image is None:
-            raise FileNotFoundError(f'CRF post-processing: cannot read {img_path}')
+        image = read_rgb(img_path)
         if image.shape[:2] != tuple(probs.shape[1:]):
             raise ValueError(f'{img_path}: image {image.shape[:2]} and prediction '
                              f'{tuple(probs.shape[1:])} differ in size')
