@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 import numpy as np
 from mmseg.datasets import BaseSegDataset
 
-from mars_mm.utils.io import BIASED_INDEX, IGNORE_INDEX, load_label_png
+from mars_mm.utils.io import BIASED_INDEX, IGNORE_INDEX, load_label_png, stem_of
 
 EMPTY_TAG_POLICIES = ('skip', 'keep', 'error')
 
@@ -42,7 +42,7 @@ def read_split_file(path: str) -> List[str]:
         for line in handle:
             line = line.strip()
             if line:
-                stems.append(osp.splitext(osp.basename(line.split()[0]))[0])
+                stems.append(stem_of(line.split()[0]))
     if not stems:
         raise ValueError(f'{path}: the split file lists no image')
     if len(set(stems)) != len(stems):
@@ -154,8 +154,20 @@ class WSSSBaseDataset(BaseSegDataset):
         empty_tags: ``'skip'`` (warn once, drop the images), ``'keep'`` or
             ``'error'`` for images without any foreground tag.
         check_files: check that every listed image (and mask) exists.
+        pseudo_label_dir: folder of training labels ``<stem><pseudo_label_suffix>``
+            (Stage 1 pseudo labels, Stage 3 debiased labels, another method's);
+            each data info then names its file as ``pseudo_label_path``, which
+            ``LoadPseudoLabel`` reads. Relative to the working directory, like
+            ``work_dir`` (labels are outputs, not part of ``data_root``). A config
+            changes it with one key:
+            ``train_dataloader = dict(dataset=dict(pseudo_label_dir=...))``.
+        pseudo_label_suffix: file ending of the pseudo labels.
+        data_prefix: folders of images and masks under ``data_root``; defaults to
+            the class's ``DEFAULT_DATA_PREFIX``.
         **kwargs: :class:`mmseg.datasets.BaseSegDataset` arguments.
     """
+    #: ``data_prefix`` when none is given (the dataset's standard layout).
+    DEFAULT_DATA_PREFIX: Dict[str, str] = dict(img_path='', seg_map_path='')
 
     def __init__(self,
                  ann_file: str = '',
@@ -165,6 +177,9 @@ class WSSSBaseDataset(BaseSegDataset):
                  tag_file: Optional[str] = None,
                  empty_tags: str = 'skip',
                  check_files: bool = True,
+                 pseudo_label_dir: Optional[str] = None,
+                 pseudo_label_suffix: str = '.png',
+                 data_prefix: Optional[dict] = None,
                  **kwargs) -> None:
         if empty_tags not in EMPTY_TAG_POLICIES:
             raise ValueError(f'empty_tags must be one of {EMPTY_TAG_POLICIES}, '
@@ -173,10 +188,14 @@ class WSSSBaseDataset(BaseSegDataset):
         self.with_tags = with_tags
         self.empty_tags = empty_tags
         self.check_files = check_files
+        self.pseudo_label_dir = pseudo_label_dir
+        self.pseudo_label_suffix = pseudo_label_suffix
         data_root = kwargs.get('data_root')
         self.xml_dir = self._under_root(data_root, xml_dir)
         self.tag_file = self._under_root(data_root, tag_file)
-        super().__init__(ann_file=ann_file, **kwargs)
+        if data_prefix is None:
+            data_prefix = dict(self.DEFAULT_DATA_PREFIX)
+        super().__init__(ann_file=ann_file, data_prefix=data_prefix, **kwargs)
 
     @staticmethod
     def _under_root(data_root: Optional[str], path: Optional[str]) -> Optional[str]:
@@ -203,7 +222,11 @@ class WSSSBaseDataset(BaseSegDataset):
         return tags_from_label(label, self.num_classes, seg_map_path)
 
     def load_data_list(self) -> List[dict]:
-        """One dict per listed image: paths, ``img_tags`` and ``num_classes``."""
+        """One dict per listed image: paths, ``img_tags`` and ``num_classes``.
+
+        Paths: ``img_path``, ``seg_map_path`` (``with_seg_map``) and
+        ``pseudo_label_path`` (with a ``pseudo_label_dir``).
+        """
         stems = read_split_file(self.ann_file)
         img_dir = self.data_prefix.get('img_path', '')
         ann_dir = self.data_prefix.get('seg_map_path', '')
@@ -226,6 +249,9 @@ class WSSSBaseDataset(BaseSegDataset):
                     raise FileNotFoundError(f'{self.ann_file}: lists {stem}, but its '
                                             f'mask {seg_map_path} does not exist')
                 info['seg_map_path'] = seg_map_path
+            if self.pseudo_label_dir is not None:
+                info['pseudo_label_path'] = osp.join(
+                    self.pseudo_label_dir, stem + self.pseudo_label_suffix)
             if self.with_tags:
                 info['img_tags'] = self._tags_of(stem, info, tag_table, class_names,
                                                  known_names)

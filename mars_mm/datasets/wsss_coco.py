@@ -44,17 +44,11 @@ class WSSSCOCODataset(WSSSBaseDataset):
     """
     METAINFO = dict(classes=COCO_CLASSES,
                     palette=voc_palette(len(COCO_CLASSES)).tolist())
+    DEFAULT_DATA_PREFIX = dict(img_path='train2014',
+                               seg_map_path='SegmentationClass/train2014')
 
     def __init__(self,
                  ann_file: str = 'ImageSets/train2014.txt',
                  tag_file: Optional[str] = 'tags/train2014.json',
-                 img_suffix: str = '.jpg',
-                 seg_map_suffix: str = '.png',
-                 data_prefix: Optional[dict] = None,
                  **kwargs) -> None:
-        if data_prefix is None:
-            data_prefix = dict(img_path='train2014',
-                               seg_map_path='SegmentationClass/train2014')
-        super().__init__(ann_file=ann_file, tag_file=tag_file, img_suffix=img_suffix,
-                         seg_map_suffix=seg_map_suffix, data_prefix=data_prefix,
-                         **kwargs)
+        super().__init__(ann_file=ann_file, tag_file=tag_file, **kwargs)

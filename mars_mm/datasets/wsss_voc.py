@@ -27,23 +27,15 @@ class WSSSVOCDataset(WSSSBaseDataset):
     Args:
         ann_file: split file relative to ``data_root``.
         xml_dir: XML folder relative to ``data_root`` (None: tags from masks).
-        img_suffix: image extension.
-        seg_map_suffix: mask extension.
         **kwargs: :class:`WSSSBaseDataset` / ``BaseSegDataset`` arguments
             (``data_prefix`` defaults to ``JPEGImages`` / ``SegmentationClass``).
     """
     METAINFO = dict(classes=VOC_CLASSES,
                     palette=voc_palette(len(VOC_CLASSES)).tolist())
+    DEFAULT_DATA_PREFIX = dict(img_path='JPEGImages', seg_map_path='SegmentationClass')
 
     def __init__(self,
                  ann_file: str = 'ImageSets/Segmentation/train.txt',
                  xml_dir: Optional[str] = 'Annotations',
-                 img_suffix: str = '.jpg',
-                 seg_map_suffix: str = '.png',
-                 data_prefix: Optional[dict] = None,
                  **kwargs) -> None:
-        if data_prefix is None:
-            data_prefix = dict(img_path='JPEGImages', seg_map_path='SegmentationClass')
-        super().__init__(ann_file=ann_file, xml_dir=xml_dir, img_suffix=img_suffix,
-                         seg_map_suffix=seg_map_suffix, data_prefix=data_prefix,
-                         **kwargs)
+        super().__init__(ann_file=ann_file, xml_dir=xml_dir, **kwargs)

@@ -54,6 +54,23 @@ def test_load_pseudo_label_keeps_special_values(tmp_path):
     assert 'label_dir' in repr(transform)
 
 
+def test_load_pseudo_label_reads_the_datasets_file_unless_overridden(tmp_path):
+    label = np.full((6, 8), 2, np.uint8)
+    save_label_png(str(tmp_path / 'from_dataset' / 'img.png'), label)
+    save_label_png(str(tmp_path / 'override' / 'img.png'), label * 0 + 5)
+    results = _image_results(tmp_path)
+    results['pseudo_label_path'] = str(tmp_path / 'from_dataset' / 'img.png')
+    plain = TRANSFORMS.build(dict(type='LoadPseudoLabel'))
+    np.testing.assert_array_equal(plain(dict(results))['gt_seg_map'], label)
+    override = TRANSFORMS.build(dict(type='LoadPseudoLabel',
+                                     label_dir=str(tmp_path / 'override')))
+    out = override(dict(results))
+    assert (out['gt_seg_map'] == 5).all()
+    assert out['pseudo_label_path'] == str(tmp_path / 'override' / 'img.png')
+    with pytest.raises(KeyError, match="img.jpg: no pseudo label.*pseudo_label_dir"):
+        plain(_image_results(tmp_path))
+
+
 def test_load_pseudo_label_bad_inputs_name_the_file(tmp_path):
     label_dir = tmp_path / 'labels'
     transform = TRANSFORMS.build(dict(type='LoadPseudoLabel', label_dir=str(label_dir)))
