@@ -14,8 +14,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 CAM_CONFIG=configs/cam/cam_r18-d16_1xb16-30e_planted-128x128.py
 # Stage 2 on CPU: the CAM classifier's frozen layer2 features (no self-supervised
 # weights can be downloaded here; see configs/uss/README.md, "Planted-bias v2").
-USS_CONFIG=${USS_CONFIG:-configs/uss/stego_r18-cam_1xb8-1k_planted-bias-128x128.py}
-DEBIAS_CONFIG=configs/mars/debias_planted_bias.py
+USS_CONFIG=${USS_CONFIG:-configs/uss/stego_r18-cam_1xb8-1k_planted-128x128.py}
+DEBIAS_CONFIG=configs/mars/debias_planted.py
 BASE_SEG=configs/mars/deeplabv3plus_r18-d8_1xb8-500it_planted-128x128.py
 MARS_SEG=configs/mars/mars-deeplabv3plus_r18-d8_1xb8-500it_planted-128x128.py
 DATA=data/planted_bias

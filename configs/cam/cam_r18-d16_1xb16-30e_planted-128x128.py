@@ -16,21 +16,19 @@ model = dict(
         frozen_stages=-1, norm_eval=False),
     head=dict(in_channels=256, num_classes=6))
 
-cam_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadImageTags'),
-    dict(type='PackWSSSInputs'),
-]
 train_dataloader = dict(
-    batch_size=16, num_workers=1, persistent_workers=True,
+    batch_size=16,
+    num_workers=1,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(pipeline={{_base_.cls_train_pipeline}}))
+# images at their own size: tag validation and CAM export
 val_dataloader = dict(
-    batch_size=1, num_workers=0, persistent_workers=False,
-    dataset=dict(pipeline=cam_pipeline))
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(pipeline={{_base_.cam_pipeline}}))
 test_dataloader = val_dataloader
 train_infer_dataloader = dict(
-    num_workers=0, dataset=dict(pipeline=cam_pipeline))
+    num_workers=0, dataset=dict(pipeline={{_base_.cam_pipeline}}))
 val_evaluator = dict(type='TagMetric', _delete_=True)
 test_evaluator = val_evaluator
 

@@ -1,37 +1,19 @@
 # CAM classifier on COCO 2014 train (images with at least one object), IRN's VOC
-# recipe unchanged except for the 80 classes (see README.md).
+# recipe unchanged except for the 80 classes (see README.md and the VOC config).
 _base_ = [
     '../_base_/models/cam_r50-d16.py', '../_base_/datasets/coco2014_wsss.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_cam_5e.py'
 ]
 crop_size = (512, 512)
-model = dict(
-    data_preprocessor=dict(size=crop_size),
-    head=dict(num_classes=80))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadImageTags'),
-    dict(type='RandomResize', scale=(640, 640), ratio_range=(0.5, 1.0),
-         keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='PackWSSSInputs'),
-]
-cam_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadImageTags'),
-    dict(type='PackWSSSInputs'),
-]
+model = dict(data_preprocessor=dict(size=crop_size), head=dict(num_classes=80))
+
 train_dataloader = dict(
-    batch_size=16, num_workers=4, persistent_workers=True,
+    batch_size=16,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(pipeline=cam_pipeline))
-train_infer_dataloader = dict(dataset=dict(pipeline=cam_pipeline))
+    dataset=dict(pipeline={{_base_.cls_train_pipeline}}))
+val_dataloader = dict(dataset=dict(pipeline={{_base_.cam_pipeline}}))
 test_dataloader = val_dataloader
+train_infer_dataloader = dict(dataset=dict(pipeline={{_base_.cam_pipeline}}))
 val_evaluator = dict(type='TagMetric', _delete_=True)
 test_evaluator = val_evaluator
 default_hooks = dict(checkpoint=dict(save_best='tags/mAP', rule='greater'))

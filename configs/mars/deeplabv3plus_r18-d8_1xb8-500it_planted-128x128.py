@@ -7,10 +7,10 @@ _base_ = [
     'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
     '../_base_/datasets/planted_bias.py',
     '../_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_20k.py',
 ]
 crop_size = (128, 128)
 num_classes = 7  # background + the generator's six classes (data_root/meta.json)
-label_dir = 'work_dirs/pseudo_labels/planted_bias'  # training labels (any stage)
 # Single-process CPU training: BN, not SyncBN.
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(size=crop_size)
@@ -31,19 +31,9 @@ model = dict(
     auxiliary_head=dict(
         in_channels=128, channels=64, num_classes=num_classes, norm_cfg=norm_cfg))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadPseudoLabel', label_dir=label_dir),
-    dict(type='LoadImageTags'),
-    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.75, 1.5),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackWSSSInputs')
-]
-train_dataloader = dict(
-    batch_size=8, num_workers=1, dataset=dict(pipeline=train_pipeline))
+# Stage 1's pseudo labels: the dataset base's pseudo_label_dir (any stage's labels
+# by train_dataloader.dataset.pseudo_label_dir)
+train_dataloader = dict(batch_size=8, num_workers=1)
 val_dataloader = dict(batch_size=1, num_workers=1)
 test_dataloader = val_dataloader
 val_evaluator = dict(type='SegFPFNMetric', _delete_=True)
@@ -53,25 +43,14 @@ test_evaluator = val_evaluator
 # tta_pipeline, softmax averaged, then dense CRF (tools/test.py --tta).
 tta_model = dict(type='CRFSegTTAModel', crf=dict())
 
+# mmseg's SGD + poly schedule, shortened to 500 iterations at lr 0.05
 max_iters = 500
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=0.0005),
-    clip_grad=None)
+optimizer = dict(lr=0.05)
+optim_wrapper = dict(optimizer=optimizer)
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters,
          by_epoch=False)
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters,
-                    max_keep_ckpts=1),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
 randomness = dict(seed=0)

@@ -1,64 +1,28 @@
-# STEGO on PASCAL VOC 2012 train_aug: frozen DINO ViT-B/8, 224x224 crops, batch 16,
-# 5000 iterations of Adam (see README.md). Steps:
+# STEGO on PASCAL VOC 2012 train_aug: frozen DINO ViT-B/8 (weights: the model base's
+# dino_checkpoint), 224x224 crops, batch 16, 5000 iterations of Adam (README.md).
 #   1. tools/uss/precompute_knn.py THIS --out work_dirs/<name>/knn.npz
 #   2. tools/train.py THIS
 #   3. tools/uss/extract_features.py THIS CKPT --out work_dirs/<name>/embeddings
 _base_ = [
     '../_base_/models/stego_vit-b8.py', '../_base_/datasets/voc12aug_wsss.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/schedule_stego_5k.py'
+    '../_base_/datasets/uss_pipelines.py', '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_stego_5k.py'
 ]
-# set to your converted DINO weights (tools/model_converters/dino_to_mmpretrain.py)
-dino_checkpoint = 'checkpoints/dino_vitb8_mmpretrain.pth'
 knn_file = 'work_dirs/stego_vit-b8_1xb16-5k_voc12aug-224x224/knn.npz'
-data_root = 'data/VOCdevkit/VOC2012'
-crop_size = (224, 224)
-num_classes = 21
+crop_size = (224, 224)  # the crop of uss_train_pipeline
 
-model = dict(
-    backbone=dict(backbone=dict(init_cfg=dict(checkpoint=dino_checkpoint))),
-    cluster_probe=dict(num_clusters=num_classes),
-    linear_probe=dict(num_classes=num_classes))
-
-uss_train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadCheckedAnnotations'),  # ground truth for the linear probe only
-    # short side 224-448, then a 224 crop (STEGO trains on 224 crops)
-    dict(type='RandomResize', scale=(4096, 224), ratio_range=(1.0, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
-]
-uss_test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(4096, 320), keep_ratio=True),
-    dict(type='LoadCheckedAnnotations'),
-    dict(type='PackSegInputs')
-]
-# kNN features and export read images without augmentation
-uss_image_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]
-knn_cfg = dict(size=(224, 224), centre=False)
-
+# anchor, one of its 7 nearest neighbours and a random image, from the train split
 train_dataloader = dict(
     batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         _delete_=True,
         type='USSPairDataset',
         knn_file=knn_file,
         num_neighbors=7,
         with_negative=True,
-        dataset=dict(
-            type='WSSSVOCDataset',
-            data_root=data_root,
-            data_prefix=dict(img_path='JPEGImages',
-                             seg_map_path='SegmentationClassAug'),
-            ann_file='ImageSets/Segmentation/train_aug.txt',
-            empty_tags='keep',
-            pipeline=uss_train_pipeline)))
-val_dataloader = dict(dataset=dict(pipeline=uss_test_pipeline))
+        dataset=dict(_base_.train_infer_dataloader.dataset,
+                     pipeline=_base_.uss_train_pipeline)))
+val_dataloader = dict(dataset=dict(pipeline={{_base_.uss_test_pipeline}}))
 test_dataloader = val_dataloader
-val_evaluator = dict(_delete_=True, type='USSMetric', num_clusters=num_classes)
+val_evaluator = dict(_delete_=True, type='USSMetric', num_clusters=21)
 test_evaluator = val_evaluator

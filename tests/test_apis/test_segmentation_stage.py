@@ -18,7 +18,8 @@ from mars_mm.utils.io import load_label_png, save_label_png
 from tests.fixtures import make_tiny_voc
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MARS_CONFIG = osp.join(REPO, 'configs/mars/deeplab_r101_voc.py')
+MARS_CONFIG = osp.join(
+    REPO, 'configs/mars/mars-deeplabv3plus_r101-d8_4xb4-40k_voc12aug-512x512.py')
 # mmseg's own DeepLabV3+ VOC config, untouched except for the tiny sizes below
 PLAIN_CONFIG = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs', 'deeplabv3plus',
                         'deeplabv3plus_r101-d8_4xb4-40k_voc12aug-512x512.py')
@@ -51,9 +52,10 @@ def tiny_cfg(path, root, work_dir, label_dir=None, data=True):
         cfg.train_dataloader.dataset.update(
             data_root=root, ann_file='ImageSets/Segmentation/train.txt',
             data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+            pseudo_label_dir=label_dir,  # the one key a config changes
             pipeline=[
                 dict(type='LoadImageFromFile'),
-                dict(type='LoadPseudoLabel', label_dir=label_dir),
+                dict(type='LoadPseudoLabel'),
                 dict(type='LoadImageTags'),
                 dict(type='RandomCrop', crop_size=(32, 32)),
                 dict(type='PackWSSSInputs')])

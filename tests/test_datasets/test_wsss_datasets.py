@@ -10,12 +10,19 @@ from mmengine.registry import init_default_scope
 
 import mars_mm  # noqa: F401  (registration)
 from mars_mm.datasets.generators.planted_bias import generate_planted_bias
-from mars_mm.registry import DATASETS
+from mars_mm.registry import DATASETS, TRANSFORMS
+from mars_mm.utils.io import save_label_png
 
 from .wsss_fixtures import block_mask, make_coco_like, make_voc
 
 init_default_scope('mmseg')
 SHAPE = (16, 24)
+
+
+def info_shape(img_path):
+    from PIL import Image
+    with Image.open(img_path) as image:
+        return image.height, image.width
 VOC_ARGS = dict(type='WSSSVOCDataset', ann_file='ImageSets/Segmentation/train.txt')
 
 
@@ -44,6 +51,29 @@ def test_voc_tags_from_xml_and_mask(tmp_path):
     assert infos['a.jpg']['seg_map_path'] == osp.join(root, 'SegmentationClass',
                                                       'a.png')
     assert infos['a.jpg']['num_classes'] == 21
+
+
+def test_pseudo_label_dir_names_each_images_label(tmp_path):
+    root = str(tmp_path)
+    _voc_fixture(root)
+    plain = DATASETS.build(dict(VOC_ARGS, data_root=root)).get_data_info(0)
+    assert 'pseudo_label_path' not in plain
+    # relative to the working directory (labels are outputs), not to data_root
+    dataset = DATASETS.build(dict(VOC_ARGS, data_root=root,
+                                  pseudo_label_dir='work_dirs/labels'))
+    paths = [dataset.get_data_info(i)['pseudo_label_path'] for i in range(3)]
+    assert paths == [osp.join('work_dirs', 'labels', f'{stem}.png')
+                     for stem in 'abc']
+
+
+def test_default_data_prefix_is_the_datasets_layout(tmp_path):
+    root = str(tmp_path)
+    _voc_fixture(root)
+    info = DATASETS.build(dict(VOC_ARGS, data_root=root)).get_data_info(0)
+    assert info['img_path'] == osp.join(root, 'JPEGImages', 'a.jpg')
+    from mars_mm.datasets.wsss_coco import WSSSCOCODataset
+    assert WSSSCOCODataset.DEFAULT_DATA_PREFIX == dict(
+        img_path='train2014', seg_map_path='SegmentationClass/train2014')
 
 
 def test_voc_test_split_without_masks_or_tags(tmp_path):
@@ -170,3 +200,16 @@ def test_base_configs_build_their_datasets(tmp_path, repo_root, name):
         assert sample['inputs'].shape[0] == 3
         assert 'img_tags' in sample['data_samples'].metainfo
         assert tuple(sample['data_samples'].gt_sem_seg.data.shape[1:]) == (40, 48)
+        # Stage 4's training pipeline reads the labels of the dataset's
+        # pseudo_label_dir: one key moves it to another folder
+        label_dir = str(tmp_path / 'labels')
+        train_set = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=root,
+                                        pseudo_label_dir=label_dir))
+        info = train_set.get_data_info(0)
+        label = np.full(info_shape(info['img_path']), 3, np.uint8)
+        label[:5] = 254
+        save_label_png(osp.join(label_dir, osp.basename(info['img_path'])[:-4]
+                                + '.png'), label)
+        loader = TRANSFORMS.build(cfg.train_pipeline[1])
+        loaded = loader(dict(info, img_shape=label.shape))
+        np.testing.assert_array_equal(loaded['gt_seg_map'], label)

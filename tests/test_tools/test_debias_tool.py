@@ -18,7 +18,7 @@ TOOL = osp.join(REPO_ROOT, 'tools', 'mars', 'debias.py')
 def _write_config(tmp_path, scene):
     path = tmp_path / 'debias_scene.py'
     path.write_text(f"""
-_base_ = [{osp.join(REPO_ROOT, 'configs', 'mars', 'debias_voc.py')!r}]
+_base_ = [{osp.join(REPO_ROOT, 'configs', 'mars', 'debias_voc12aug.py')!r}]
 train_infer_dataloader = dict(dataset=dict(
     data_root={scene['root']!r},
     ann_file='ImageSets/Segmentation/train.txt',

@@ -39,7 +39,7 @@ def test_mars_config_two_cpu_ranks_train_validate_checkpoint(tmp_path, repo_root
     work_dir = tmp_path / 'work'
     options = [f'{split}_dataloader.dataset.data_root={root}'
                for split in ('train', 'val', 'test')] + [
-        f'train_dataloader.dataset.pipeline.1.label_dir={label_dir}',
+        f'train_dataloader.dataset.pseudo_label_dir={label_dir}',
         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',

@@ -1,62 +1,12 @@
 # COCO 2014 for weak supervision (81 classes): train2014 (tags from the converter's
 # tag file), val2014 (40,504 images). Prepare with tools/dataset_converters/coco_wsss.py
-# (docs/en/datasets.md).
-#   cls_train_pipeline  image tags only (Stage 1 classifier)
-#   train_pipeline      segmentation on pseudo labels from `pseudo_label_dir` (Stage 4)
+# (docs/en/datasets.md). Pipelines and loader settings: wsss_pipelines.py.
+_base_ = ['./wsss_pipelines.py']
 dataset_type = 'WSSSCOCODataset'
 data_root = 'data/coco2014'
-crop_size = (512, 512)
 pseudo_label_dir = 'work_dirs/pseudo_labels/coco2014'
 
-cls_train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadImageTags'),
-    dict(type='RandomResize', scale=(512, 512), ratio_range=(0.6, 1.5),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackWSSSInputs')
-]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadPseudoLabel', label_dir=pseudo_label_dir),
-    dict(type='LoadImageTags'),
-    dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackWSSSInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadCheckedAnnotations'),
-    dict(type='LoadImageTags', allow_missing=True),
-    dict(type='PackWSSSInputs')
-]
-img_ratios = [0.5, 1.0, 1.5, 2.0]
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='TestTimeAug',
-        transforms=[
-            [dict(type='Resize', scale_factor=r, keep_ratio=True)
-             for r in img_ratios],
-            [dict(type='RandomFlip', prob=0., direction='horizontal'),
-             dict(type='RandomFlip', prob=1., direction='horizontal')],
-            [dict(type='LoadCheckedAnnotations')],
-            [dict(type='LoadImageTags', allow_missing=True)],
-            [dict(type='PackWSSSInputs')]
-        ])
-]
-
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -64,36 +14,20 @@ train_dataloader = dict(
                          seg_map_path='SegmentationClass/train2014'),
         ann_file='ImageSets/train2014.txt',
         tag_file='tags/train2014.json',
-        pipeline=train_pipeline))
+        pseudo_label_dir=pseudo_label_dir))
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
         data_prefix=dict(img_path='val2014', seg_map_path='SegmentationClass/val2014'),
         ann_file='ImageSets/val2014.txt',
-        tag_file='tags/val2014.json',
-        empty_tags='keep',
-        pipeline=test_pipeline))
+        tag_file='tags/val2014.json'))
 test_dataloader = val_dataloader
-# the train split without augmentation (CAM / embedding export, pseudo-label scoring)
 train_infer_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
         data_prefix=dict(img_path='train2014',
                          seg_map_path='SegmentationClass/train2014'),
         ann_file='ImageSets/train2014.txt',
-        tag_file='tags/train2014.json',
-        empty_tags='keep',
-        pipeline=test_pipeline))
-
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
+        tag_file='tags/train2014.json'))

@@ -1,19 +1,19 @@
-# STEGO on the synthetic planted-bias dataset, CPU-sized, on the *Stage-1 CAM
+# STEGO on the synthetic planted dataset, CPU-sized, on the *Stage-1 CAM
 # classifier's* backbone (half-width ResNetV1c-18, configs/cam/cam_r18-d16_...).
 # No self-supervised weights exist on the CPU machines; the CAM classifier was trained
 # on the image-level tags only, the weak supervision MARS already uses, so Stage 2
 # stays free of masks. Its last stage is run dilated at output stride 8 (strides
 # (1, 2, 1, 1), dilations (1, 1, 2, 4): same weights, the stride-8 grid the embedding
 # format needs). ReLU features are mean-centred over the dataset before any cosine.
-# The embedding is the *layer2* output (64 channels, stride 8): on the planted-bias
+# The embedding is the *layer2* output (64 channels, stride 8): on the planted
 # run its frozen features gave Stage 3 the best labels of every variant measured
 # (deeper layers and the trained STEGO codes carry more of the classifier's own
 # context bias); export it with `extract_features.py --what features --scales 1.0
 # --no-flip`
 # (configs/uss/README.md, "Planted-bias v2").
-_base_ = ['./stego_vit-t8-rand_1xb8-1k_planted-bias-128x128.py']
+_base_ = ['./stego_vit-t8-rand_1xb8-1k_planted-128x128.py']
 cam_checkpoint = 'work_dirs/cam_r18-d16_1xb16-30e_planted-128x128/epoch_30.pth'
-knn_file = 'work_dirs/stego_r18-cam_1xb8-1k_planted-bias-128x128/knn.npz'
+knn_file = 'work_dirs/stego_r18-cam_1xb8-1k_planted-128x128/knn.npz'
 feat_dims = 64
 
 model = dict(

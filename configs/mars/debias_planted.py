@@ -1,6 +1,6 @@
 # MARS Stage 3 on the planted-bias dataset (tools/dataset_converters/planted_bias.py).
 # An offline-job config (no `model`):
-#   python tools/mars/debias.py configs/mars/debias_planted_bias.py \
+#   python tools/mars/debias.py configs/mars/debias_planted.py \
 #       --cfg-options debias.pseudo_label_dir=... debias.embedding_dir=...
 _base_ = ['../_base_/datasets/planted_bias.py', '../_base_/debias/mars.py']
 

@@ -6,10 +6,10 @@
 # a running mean, and the kNN step centres the global features (knn_cfg.centre).
 _base_ = [
     '../_base_/models/stego_vit-b8.py', '../_base_/datasets/planted_bias.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/schedule_stego_5k.py'
+    '../_base_/datasets/uss_pipelines.py', '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_stego_5k.py'
 ]
-knn_file = 'work_dirs/stego_vit-t8-rand_1xb8-1k_planted-bias-128x128/knn.npz'
-data_root = 'data/planted_bias'
+knn_file = 'work_dirs/stego_vit-t8-rand_1xb8-1k_planted-128x128/knn.npz'
 crop_size = (128, 128)
 num_classes = 7
 feat_dims = 192
@@ -48,29 +48,18 @@ uss_test_pipeline = [
     dict(type='LoadCheckedAnnotations'),
     dict(type='PackSegInputs')
 ]
-uss_image_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]
 knn_cfg = dict(size=None, centre=True)
 
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         _delete_=True,
         type='USSPairDataset',
         knn_file=knn_file,
         num_neighbors=7,
         with_negative=True,
-        dataset=dict(
-            type='PlantedBiasDataset',
-            data_root=data_root,
-            ann_file='ImageSets/Segmentation/train.txt',
-            empty_tags='keep',
-            pipeline=uss_train_pipeline)))
-val_dataloader = dict(
-    num_workers=1,
-    dataset=dict(data_root=data_root, pipeline=uss_test_pipeline))
+        dataset=dict(_base_.train_infer_dataloader.dataset,
+                     pipeline=uss_train_pipeline)))
+val_dataloader = dict(num_workers=1, dataset=dict(pipeline=uss_test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type='USSMetric', num_clusters=num_classes)
 test_evaluator = val_evaluator

@@ -1,6 +1,6 @@
 # MARS Stage 3 on COCO 2014 train (~80k images with a tag). An offline-job config
 # (no `model`):
-#   python tools/mars/debias.py configs/mars/debias_coco.py \
+#   python tools/mars/debias.py configs/mars/debias_coco2014.py \
 #       --cfg-options debias.pseudo_label_dir=... debias.embedding_dir=...
 # Pass 1 keeps only O(N) scalars in memory (centroids stream to disk), so 80k
 # images fit easily; shard with torchrun ... --launcher pytorch.
