@@ -2,7 +2,7 @@
 
 Plain functions on numpy/torch arrays (no runner, no files); the streaming job in
 :mod:`mars_mm.debias` and the ``DebiasPseudoLabel`` transform call them.
-The steps follow ``docs/mars-method.md`` (Stage 3):
+The steps follow ``docs/en/method.md`` (Stage 3):
 
 1. :func:`image_centroids`: per (image, class of the pseudo label ``Y_b``) spherical
    k-means on L2-normalised embeddings (``K_fg`` / ``K_bg`` clusters); labels are

@@ -4,9 +4,9 @@ Prints per-class IoU, FP = (P - TP) / union, FN = (T - TP) / union and their mea
 (ground-truth 255 ignored; label values 254/255 count as background unless
 ``--ignore-special``). Example::
 
-    python tools/analysis/eval_labels.py work_dirs/pseudo_labels \\
+    python tools/analysis/eval_labels.py work_dirs/pseudo_labels/planted_bias \\
         --dataset configs/_base_/datasets/planted_bias.py \\
-        --data-root /work/data/planted --out scores.json
+        --data-root data/planted_bias --out scores.json
 """
 import argparse
 
