@@ -94,7 +94,7 @@ def scene_settings(scene: Dict[str, object], work_dir: str,
     options = dict(pseudo_label_dir=scene['pseudo'], embedding_dir=scene['emb'],
                    work_dir=str(work_dir), num_classes=NUM_CLASSES,
                    class_names=CLASS_NAMES, refinement=dict(type='crf'),
-                   report=dict(gallery=3, dpi=60))
+                   num_workers=0, report=dict(gallery=3, dpi=60))
     options.update(overrides)
     return DebiasSettings(**options)
 

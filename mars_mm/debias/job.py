@@ -49,5 +49,5 @@ def debias_pseudo_labels(samples: Sequence[Sample], settings: DebiasSettings,
     sync_after([settings.centroid_file], newer_than=started - 1.0)
     write_debiased_labels(samples, settings, resume=resume)
     sync_after([settings.output_label_path(stem) for stem in stems])
-    if report and rank == 0 and settings.report.get('enabled', True):
+    if report and rank == 0 and settings.report['enabled']:
         bias_report(samples, settings)

@@ -29,8 +29,8 @@ from mars_mm.debias.formats import (
     load_pseudo_label,
     load_rgb,
 )
-from mars_mm.debias.settings import DebiasSettings, Sample
-from mars_mm.utils.io import BIASED_INDEX, atomic_write, load_label_png
+from mars_mm.debias.settings import REPORT_DEFAULTS, DebiasSettings, Sample
+from mars_mm.utils.io import BIASED_INDEX, load_label_png, save_text
 
 
 # --------------------------------------------------------------------- statistics
@@ -74,8 +74,7 @@ def bias_report(samples: Sequence[Sample], settings: DebiasSettings,
         dict: the JSON content of the report.
     """
     out_dir = out_dir or osp.join(settings.work_dir, 'report')
-    options = dict(gallery=8, dpi=150)
-    options.update(settings.report or {})
+    options = {**REPORT_DEFAULTS, **(settings.report or {})}
     num_classes = settings.num_classes
     foreground = np.zeros(num_classes, np.int64)
     removed = np.zeros(num_classes, np.int64)
@@ -285,8 +284,6 @@ def write_report(out_dir: str, summary: Dict[str, Any],
         plot_gallery(gallery, summary['class_names'],
                      osp.join(out_dir, 'gallery.png'), dpi)
         figures['gallery'] = 'gallery.png'
-    with atomic_write(osp.join(out_dir, 'report.json')) as tmp, open(tmp, 'w') as f:
-        json.dump(report, f, indent=1)
-    with atomic_write(osp.join(out_dir, 'report.md')) as tmp, open(tmp, 'w') as f:
-        f.write(_markdown(report, figures))
+    save_text(osp.join(out_dir, 'report.json'), json.dumps(report, indent=1))
+    save_text(osp.join(out_dir, 'report.md'), _markdown(report, figures))
     return report

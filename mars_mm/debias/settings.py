@@ -1,8 +1,10 @@
 """What Stage 3 runs on: the split (:class:`Sample`) and the settings.
 
 :class:`DebiasSettings` is the ``debias`` dict of a ``configs/mars/debias_*.py``
-config (defaults in ``configs/_base_/debias/mars.py``), checked when it is built so
-that a typo fails before hours of k-means, and it names every file of the work dir.
+config, checked when it is built so that a typo fails before hours of k-means, and
+it names every file of the work dir. Its field defaults are Stage 3's defaults, the
+one source: ``configs/_base_/debias/mars.py`` restates them for configs and
+``--cfg-options``, and ``tests/test_debias/test_settings.py`` keeps the two equal.
 """
 import os.path as osp
 from dataclasses import dataclass, field
@@ -11,9 +13,12 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 import numpy as np
 
 from mars_mm.core.debias import Refinement, check_tag_source
+from mars_mm.utils.io import stem_of
 
 #: ``'dataset'`` subtracts the dataset mean embedding before normalisation.
 CENTRING = ('none', 'dataset')
+#: The bias report's options; ``DebiasSettings.report`` overrides some of them.
+REPORT_DEFAULTS = dict(enabled=True, gallery=8, dpi=150)
 
 
 class Sample(NamedTuple):
@@ -55,7 +60,8 @@ class DebiasSettings:
             ``None`` accepts any grid.
         num_workers: processes of the centroid and label passes.
         label_suffix, embedding_suffix: file endings.
-        report: dict(gallery=8, enabled=True, dpi=150).
+        report: bias-report options, merged over :data:`REPORT_DEFAULTS`
+            (``enabled``, ``gallery`` images at most, figure ``dpi``).
         device: torch device for pass 1 (``'cpu'``; k-means is cheap).
     """
     pseudo_label_dir: str
@@ -72,10 +78,10 @@ class DebiasSettings:
     refinement: Dict[str, Any] = field(default_factory=lambda: dict(type='crf'))
     tag_source: str = 'img_tags'
     embedding_stride: Optional[int] = 8
-    num_workers: int = 0
+    num_workers: int = 2
     label_suffix: str = '.png'
     embedding_suffix: str = '.npy'
-    report: Dict[str, Any] = field(default_factory=dict)
+    report: Dict[str, Any] = field(default_factory=lambda: dict(REPORT_DEFAULTS))
     device: str = 'cpu'
 
     def __post_init__(self) -> None:
@@ -89,6 +95,7 @@ class DebiasSettings:
         if not 0 < self.alpha <= 1:
             raise ValueError(f'alpha must lie in (0, 1], got {self.alpha}')
         Refinement.from_config(self.refinement)  # validate early
+        self.report = {**REPORT_DEFAULTS, **(self.report or {})}
         if self.class_names is None:
             self.class_names = ['background'] + [
                 f'class{i}' for i in range(1, self.num_classes)]
@@ -145,7 +152,7 @@ def samples_from_dataset(dataset: Any) -> List[Sample]:
     for index in range(len(dataset)):
         info = dataset.get_data_info(index)
         img_path = info['img_path']
-        stem = osp.splitext(osp.basename(img_path))[0]
+        stem = stem_of(img_path)
         tags = info.get('img_tags', None)
         gt_path = info.get('seg_map_path', None)
         if gt_path is not None and not osp.isfile(gt_path):

@@ -1,10 +1,16 @@
 """Stage 3 settings: checked on construction, built from a config."""
+import dataclasses
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
 
-from mars_mm.debias.settings import DebiasSettings, settings_from_config
+from mars_mm.core.refine import Refinement
+from mars_mm.debias.settings import (
+    REPORT_DEFAULTS,
+    DebiasSettings,
+    settings_from_config,
+)
 
 
 def _settings(**overrides):
@@ -50,4 +56,29 @@ def test_settings_from_config_fills_dataset_defaults():
     assert settings.work_dir == 'runs/x' and settings.num_classes == 2
     assert settings.class_names == ['background', 'boat']
     assert type(settings.refinement['crf']) is dict  # plain dicts: JSON report
-    assert settings.report == dict(gallery=1)
+    # options the config leaves out keep their defaults
+    assert settings.report == dict(REPORT_DEFAULTS, gallery=1)
+
+
+def test_base_config_restates_the_dataclass_defaults(repo_root):
+    """configs/_base_/debias/mars.py names exactly DebiasSettings' defaults."""
+    base = Config.fromfile(osp.join(repo_root, 'configs', '_base_', 'debias',
+                                    'mars.py')).debias.to_dict()
+    fields = {item.name: item for item in dataclasses.fields(DebiasSettings)}
+    assert set(base) <= set(fields), f'unknown keys {set(base) - set(fields)}'
+    for name, value in base.items():
+        item = fields[name]
+        if item.default is dataclasses.MISSING and \
+                item.default_factory is dataclasses.MISSING:
+            assert value is None, f'{name}: required, the base must leave it None'
+            continue
+        default = item.default if item.default is not dataclasses.MISSING \
+            else item.default_factory()
+        if name == 'refinement':  # compared as parsed: dict(type='crf') is complete
+            assert Refinement.from_config(value) == Refinement.from_config(default)
+        else:
+            assert value == default, f'{name}: base {value!r}, dataclass {default!r}'
+    # the fields the base leaves out come from elsewhere, not from a default
+    assert set(fields) - set(base) == {
+        'work_dir', 'num_classes', 'class_names',  # the config and its dataset
+        'label_suffix', 'embedding_suffix', 'device'}  # the file formats, pass 1

@@ -1,5 +1,8 @@
-# MARS Stage 3 defaults (docs/mars-method.md, "Defaults at a glance"). Inherited by
-# configs/mars/debias_*.py, which add the dataset and the input folders.
+# MARS Stage 3 settings (docs/en/method.md, Stage 3). The values are the defaults of
+# DebiasSettings (mars_mm/debias/settings.py), the one source of them, restated here
+# so that configs and --cfg-options can name them; tests/test_debias/test_settings.py
+# keeps the two equal. Inherited by configs/mars/debias_*.py, which add the dataset
+# and the input folders.
 debias = dict(
     # the split (and its img_tags) comes from train_infer_dataloader.dataset or
     # train_dataloader.dataset unless `dataset=dict(...)` is given here
