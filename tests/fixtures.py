@@ -1,6 +1,7 @@
 """Small fixtures in real on-disk formats, built by the tests themselves."""
 import os
 import os.path as osp
+import socket
 from typing import Sequence
 
 import numpy as np
@@ -48,3 +49,14 @@ def make_tiny_voc(root: str, num_train: int = 4, num_val: int = 2,
     with open(osp.join(split_dir, 'val.txt'), 'w') as f:
         f.write('\n'.join(stems[num_train:]) + '\n')
     return stems
+
+
+def free_port() -> int:
+    """A port the OS just handed out, for a torchrun master.
+
+    Fixed or pid-derived ports collide with other distributed tests running on the
+    same machine at the same time.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]

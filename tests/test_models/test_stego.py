@@ -57,9 +57,36 @@ def pair_batch(batch=2, size=32, seed=0):
     return dict(inputs=inputs, data_samples=samples)
 
 
-@pytest.mark.parametrize('name', sorted(DEFAULT_ARGS) + ['stego'])
-def test_builds_from_registry(name):
-    assert build(name) is not None
+#: module config -> (class the registry must build, input shape, output shape)
+BUILT = {
+    'backbone': ('FrozenBackbone', (2, 3, 32, 32), (2, 24, 4, 4)),
+    'head': ('STEGOHead', (2, 24, 4, 4), (2, 6, 4, 4)),
+    'cluster_probe': ('ClusterProbe', (2, 6, 4, 4), (2, 3, 4, 4)),
+    'linear_probe': ('LinearProbe', (2, 6, 4, 4), (2, 3, 4, 4)),
+}
+
+
+@pytest.mark.parametrize('name', sorted(BUILT))
+def test_registry_builds_the_configured_module(name):
+    cls_name, in_shape, out_shape = BUILT[name]
+    module = build(name)
+    assert type(module).__name__ == cls_name
+    module.eval()
+    with torch.no_grad():
+        out = module(torch.randn(in_shape))
+    assert tuple(out.shape) == out_shape  # the configured channels and stride
+
+
+def test_registry_builds_stego_from_its_parts():
+    model = build('stego')
+    assert type(model).__name__ == 'STEGO'
+    parts = dict(backbone='FrozenBackbone', head='STEGOHead',
+                 loss_corr='ContrastiveCorrelationLoss', cluster_probe='ClusterProbe',
+                 linear_probe='LinearProbe', data_preprocessor='USSDataPreProcessor')
+    assert {name: type(getattr(model, name)).__name__ for name in parts} == parts
+    assert (model.loss_corr.grid_size, model.loss_corr.num_negatives) == (3, 2)
+    assert model.data_preprocessor.size_divisor == 8
+    assert build('stego', linear_probe=None).linear_probe is None
 
 
 def test_frozen_backbone_no_grad_eval_and_seeded():

@@ -1,7 +1,6 @@
 """2-process gloo training of the MARS CPU config on a tiny planted-bias fixture."""
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
@@ -11,16 +10,9 @@ import torch
 
 from mars_mm.datasets.generators.planted_bias import generate_planted_bias
 from mars_mm.utils.io import load_label_png, save_label_png
+from tests.fixtures import free_port
 
 CONFIG = 'configs/mars/mars-deeplabv3plus_r18-d8_1xb8-500it_planted-128x128.py'
-
-
-def free_port() -> int:
-    # a port the OS just handed out: fixed or pid-derived ones collide with other
-    # distributed tests running on the same machine
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.slow
