@@ -7,6 +7,9 @@
 * **Offline jobs** (Stage 3, no network) are named ``debias[-variant]_{dataset}.py``;
   their ``debias`` dict must build :class:`~mars_mm.debias.DebiasSettings` for the
   dataset the name says.
+* **Untrained embeddings** (Stage 2 without training: a ``DenseEmbedder``) are named
+  ``{embedding}-d{stride}_{dataset}.py``: no batch, schedule or crop exists; the
+  model builds, has no trainable parameter and its stride is the one named.
 * **Bases** (``_base_/``) are exempt from naming (:data:`NAME_EXEMPT` says why); a base
   with a complete model builds it.
 
@@ -54,7 +57,10 @@ def _exemption(path):
                  if path.startswith(prefix)), None)
 
 
+EMBED_PATTERN = re.compile(
+    r'^(?P<embedding>[a-z0-9-]+?)-d(?P<stride>\d+)_(?P<dataset>[a-z0-9]+)\.py$')
 NAMED = [path for path in CONFIGS if NAME_PATTERN.match(osp.basename(path))]
+EMBEDDINGS = [path for path in CONFIGS if EMBED_PATTERN.match(osp.basename(path))]
 OFFLINE = [path for path in CONFIGS if OFFLINE_PATTERN.match(osp.basename(path))]
 BASES = [path for path in CONFIGS if _exemption(path)]
 
@@ -68,7 +74,8 @@ def test_configs_were_found():
 
 
 def test_every_config_is_named_or_exempt():
-    unchecked = sorted(set(CONFIGS) - set(NAMED) - set(OFFLINE) - set(BASES))
+    unchecked = sorted(set(CONFIGS) - set(NAMED) - set(OFFLINE) - set(BASES)
+                       - set(EMBEDDINGS))
     assert not unchecked, ('name these by the scheme in this file\'s docstring or add '
                            f'them to NAME_EXEMPT with a reason: {unchecked}')
     overlap = (set(NAMED) | set(OFFLINE)) & set(BASES)
@@ -176,8 +183,12 @@ def test_config_name_matches_content(path):
     backbone = backbone.get('backbone', backbone)  # a frozen wrapper's network
     depth = re.match(r'r(\d+)', match['backbone'])
     vit = re.match(r'vit-([a-z])(\d+)', match['backbone'])
+    plain = re.match(r'plain(\d+)', match['backbone'])
     if depth:
         assert backbone.depth == int(depth[1]), f'{path}: depth {backbone.depth}'
+    elif plain:
+        assert backbone.type == 'PlainConvNet' and len(backbone.widths) == int(
+            plain[1]), f'{path}: {backbone.type} with {len(backbone.widths)} layers'
     elif vit:
         assert backbone.patch_size == int(vit[2]), \
             f'{path}: patch {backbone.patch_size}'
@@ -199,3 +210,15 @@ def test_offline_job_name_and_debias_settings(path):
     assert settings.num_classes == len(classes)
     assert settings.pseudo_label_dir and settings.embedding_dir
     assert settings.work_dir == cfg.work_dir
+
+
+@pytest.mark.parametrize('path', EMBEDDINGS)
+def test_untrained_embedding_name_and_model(path):
+    match = EMBED_PATTERN.match(osp.basename(path))
+    cfg = _load(path)
+    assert cfg.model.type == 'DenseEmbedder', f'{path}: {cfg.model.type}'
+    _check_dataset_token(path, match['dataset'], _train_dataset(cfg))
+    model = MODELS.build(cfg.model.to_dict())
+    assert model.feature_stride == int(match['stride'])
+    assert not [p for p in model.parameters() if p.requires_grad], \
+        f'{path}: an untrained embedding has trainable parameters'

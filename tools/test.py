@@ -56,7 +56,8 @@ def enable_visualization(cfg, args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
+                      data_root=args.data_root)
     cfg.load_from = args.checkpoint
     drop_save_best_for_testing(cfg)
     if args.show or args.show_dir:

@@ -45,16 +45,58 @@ def resolve_config_path(path: str) -> str:
     raise FileNotFoundError(f'config file not found: {path}')
 
 
+def _set_dataset_roots(node: Any, data_root: str) -> int:
+    """Set ``data_root`` on a dataset config and the datasets it wraps."""
+    if isinstance(node, (list, tuple)):
+        return sum(_set_dataset_roots(item, data_root) for item in node)
+    if not isinstance(node, dict):
+        return 0
+    count = 0
+    if 'data_root' in node or 'ann_file' in node or 'data_prefix' in node:
+        node['data_root'] = data_root
+        count += 1
+    # wrappers: USSPairDataset(dataset=...), ConcatDataset(datasets=[...])
+    for key in ('dataset', 'datasets'):
+        if key in node:
+            count += _set_dataset_roots(node[key], data_root)
+    return count
+
+
+def set_data_root(cfg: Config, data_root: str) -> int:
+    """Point every dataloader's dataset (and ``cfg.data_root``) at ``data_root``.
+
+    ``--cfg-options data_root=...`` only changes the top-level variable, which the
+    dataloaders copied when the config was read; this changes the copies.
+
+    Returns:
+        int: the number of dataset configs changed.
+    """
+    cfg.data_root = data_root
+    count = 0
+    for key in list(cfg.keys()):
+        if key.endswith('_dataloader') and isinstance(cfg[key], dict):
+            count += _set_dataset_roots(cfg[key].get('dataset'), data_root)
+    if isinstance(cfg.get('debias', None), dict) and cfg.debias.get('dataset'):
+        count += _set_dataset_roots(cfg.debias.dataset, data_root)
+    return count
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None,
-                work_dir: Optional[str] = None, launcher: str = 'none') -> Config:
+                work_dir: Optional[str] = None, launcher: str = 'none',
+                data_root: Optional[str] = None) -> Config:
     """Read a config (or a metafile alias), apply ``--cfg-options``, set the work dir.
 
     The work dir is, by priority: ``work_dir``, the config's own ``work_dir``,
     ``./work_dirs/<config name>`` (mmseg's convention; the name as typed, so an
-    alias keeps its work dir).
+    alias keeps its work dir). ``data_root`` (``--data-root``) is applied before
+    the options, so an option can still change one dataloader.
     """
     cfg = Config.fromfile(resolve_config_path(path))
     cfg.launcher = launcher
+    if data_root is not None:
+        if not set_data_root(cfg, data_root):
+            raise ValueError(f'{path}: --data-root given, but the config has no '
+                             'dataloader dataset to apply it to')
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
@@ -145,6 +187,8 @@ def add_job_args(parser: argparse.ArgumentParser, device: bool = False,
     if cfg_options:
         parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                             help='override config settings, e.g. key=value')
+        parser.add_argument('--data-root', default=None,
+                            help='dataset folder for every dataloader of the config')
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
                         help='job launcher (torchrun: pytorch)')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.

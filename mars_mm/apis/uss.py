@@ -154,10 +154,32 @@ def _export_one(index: int, dataset, model: torch.nn.Module, out_dir: str,
     return path
 
 
+def export_settings(cfg: Config, scales: Optional[Sequence[float]] = None,
+                    flip: Optional[bool] = None) -> Tuple[Tuple[float, ...], bool]:
+    """Export scales and flip: the arguments, else the config's ``export`` dict,
+    else STEGO's (4 scales + flip)."""
+    export = dict(scales=DEFAULT_SCALES, flip=True)
+    export.update(cfg.get('export', None) or {})
+    scales = tuple(float(s) for s in (scales if scales is not None
+                                      else export['scales']))
+    if not scales or min(scales) <= 0:
+        raise ValueError(f'export scales must be positive, got {list(scales)}')
+    return scales, bool(export['flip'] if flip is None else flip)
+
+
+def needs_training(model: torch.nn.Module, what: str) -> bool:
+    """Whether exporting ``what`` from ``model`` needs a trained checkpoint: codes
+    of a model with a trainable head do; frozen features and models with nothing
+    to train (``DenseEmbedder``) do not."""
+    if what == 'features':
+        return False
+    return any(p.requires_grad for p in model.parameters())
+
+
 def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
                        split: str = 'train',
-                       scales: Sequence[float] = DEFAULT_SCALES,
-                       flip: bool = True, stride: int = 8,
+                       scales: Optional[Sequence[float]] = None,
+                       flip: Optional[bool] = None, stride: int = 8,
                        device: Optional[str] = None,
                        resume: bool = True,
                        what: str = 'codes') -> Dict[str, float]:
@@ -166,13 +188,24 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
     Multi-scale and flip averaged (:func:`mars_mm.core.multiscale.multiscale_dense`),
     sharded over ranks, atomic, skipping existing files. ``what='features'`` exports
     the frozen backbone features instead of the codes (an embedding ablation).
+    ``checkpoint`` may be None for a model with nothing to train (a
+    ``DenseEmbedder``) or for ``what='features'``; scales and flip default to the
+    config's ``export`` dict (:func:`export_settings`).
 
     Returns:
         dict: ``images`` written by this process, ``seconds`` spent, ``per_second``.
+
+    Raises:
+        ValueError: a trainable model (STEGO) without its checkpoint.
     """
     if what not in ('codes', 'features'):
         raise ValueError(f"what must be 'codes' or 'features', got {what!r}")
+    scales, flip = export_settings(cfg, scales, flip)
     model = build_uss_model(cfg, checkpoint, device)
+    if checkpoint is None and needs_training(model, what):
+        raise ValueError(f'{type(model).__name__} has trainable parts (a STEGO '
+                         'head): give its trained checkpoint, or export the frozen '
+                         'backbone features with --what features')
     dataset = uss_image_dataset(cfg, split)
     stems = image_stems(dataset)
     if len(set(stems)) != len(stems):

@@ -1,2 +1,2 @@
 """Registered models."""
-from . import classifiers, heads, losses, segmentors, uss  # noqa: F401
+from . import backbones, classifiers, heads, losses, segmentors, uss  # noqa: F401

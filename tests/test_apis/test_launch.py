@@ -1,3 +1,5 @@
+import os.path as osp
+
 import pytest
 from mmengine.config import Config
 
@@ -74,3 +76,31 @@ def test_shared_tool_options(monkeypatch):
     bare = add_job_args(argparse.ArgumentParser(), cfg_options=False)
     with pytest.raises(SystemExit):
         bare.parse_args(['--no-resume'])
+
+
+def _data_roots(node):
+    if isinstance(node, dict):
+        own = [node['data_root']] if 'data_root' in node else []
+        return own + [r for value in node.values() for r in _data_roots(value)]
+    if isinstance(node, (list, tuple)):
+        return [r for value in node for r in _data_roots(value)]
+    return []
+
+
+def test_data_root_reaches_every_dataloader(repo_root):
+    """``--data-root`` changes the copies of data_root inside every dataloader
+    (including wrapped datasets), where ``--cfg-options data_root=`` would not."""
+    from mars_mm.apis.launch import load_config
+    for config in ('configs/cam/cam_plain7-d8_1xb16-30e_planted-128x128.py',
+                   'configs/uss/stego_vit-t8-rand_1xb8-1k_planted-128x128.py',
+                   'configs/mars/debias_planted.py'):
+        cfg = load_config(osp.join(repo_root, config), data_root='/elsewhere')
+        roots = [root for key in cfg if key.endswith('_dataloader')
+                 for root in _data_roots(cfg[key])]
+        assert roots and set(roots) == {'/elsewhere'}, (config, roots)
+        assert cfg.data_root == '/elsewhere'
+    # what --data-root exists for: the plain option misses the dataloaders
+    plain = load_config(osp.join(
+        repo_root, 'configs/cam/cam_plain7-d8_1xb16-30e_planted-128x128.py'),
+        cfg_options=dict(data_root='/elsewhere'))
+    assert plain.train_dataloader.dataset.data_root != '/elsewhere'

@@ -165,3 +165,29 @@ def test_bare_images_pass_test_transforms_for_inference():
     strict = TRANSFORMS.build(dict(type='LoadImageTags'))
     with pytest.raises(KeyError, match='x.jpg'):
         strict(dict(results))
+
+
+def test_random_rescale_keeps_each_image_at_its_own_scale():
+    """Factors stay in the range and apply to the image's own size (unlike
+    RandomResize, which aims every image at one target scale); maps follow with
+    nearest sampling."""
+    import numpy as np
+
+    from mars_mm.registry import TRANSFORMS
+    transform = TRANSFORMS.build(dict(type='RandomRescale', ratio_range=(0.5, 2.0)))
+    np.random.seed(0)
+    for height, width in ((40, 60), (120, 90)):
+        for _ in range(10):
+            label = np.zeros((height, width), np.uint8)
+            label[:, width // 2:] = 7
+            results = transform(dict(img=np.zeros((height, width, 3), np.uint8),
+                                     gt_seg_map=label, seg_fields=['gt_seg_map']))
+            out_h, out_w = results['img'].shape[:2]
+            ratio = out_h / height
+            assert 0.5 - 1e-2 <= ratio <= 2.0 + 1e-2
+            assert abs(out_w / width - ratio) < 0.05
+            assert results['gt_seg_map'].shape == (out_h, out_w)
+            assert set(np.unique(results['gt_seg_map'])) == {0, 7}
+    with pytest.raises(ValueError, match='ratio_range'):
+        TRANSFORMS.build(dict(type='RandomRescale', ratio_range=(2.0, 1.0)))
+    assert 'RandomRescale(ratio_range=(0.5, 2.0)' in repr(transform)

@@ -19,6 +19,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--dataset', required=True,
                         help='config with the <split>_dataloader dataset (with GT)')
     parser.add_argument('--split', default='train', choices=('train', 'val', 'test'))
+    parser.add_argument('--data-root', default=None,
+                        help='dataset folder (replaces the config\'s data roots)')
     parser.add_argument('--thresholds', type=float, nargs='+',
                         default=DEFAULT_THRESHOLDS)
     parser.add_argument('--workers', type=int, default=0)
@@ -28,7 +30,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.dataset, work_dir='.')
+    cfg = load_config(args.dataset, work_dir='.', data_root=args.data_root)
     result = eval_cams(args.cam_dir, cfg, split=args.split,
                        thresholds=args.thresholds, num_workers=args.workers)
     for threshold, miou in zip(result['thresholds'], result['miou']):

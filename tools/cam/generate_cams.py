@@ -41,7 +41,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher)
+    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher,
+                      data_root=args.data_root)
     init_offline_distributed(args.launcher)
     written = generate_cams(cfg, args.checkpoint, args.out, split=args.split,
                             scales=args.scales, flip=not args.no_flip,

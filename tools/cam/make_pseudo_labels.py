@@ -20,6 +20,8 @@ def parse_args() -> argparse.Namespace:
                         help='config with the <split>_dataloader dataset')
     parser.add_argument('--out', required=True, help='output folder of <stem>.png')
     parser.add_argument('--split', default='train', choices=('train', 'val', 'test'))
+    parser.add_argument('--data-root', default=None,
+                        help='dataset folder (replaces the config\'s data roots)')
     background = parser.add_mutually_exclusive_group()
     background.add_argument('--bg-power', type=float, default=2.0,
                             help='background = (1 - max cam) ** power (default 2)')
@@ -34,7 +36,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.dataset, work_dir='.')
+    cfg = load_config(args.dataset, work_dir='.', data_root=args.data_root)
     written = make_pseudo_labels(args.cam_dir, cfg, args.out, split=args.split,
                                  bg_power=args.bg_power,
                                  bg_threshold=args.bg_threshold, crf=args.crf,

@@ -34,7 +34,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
+                      data_root=args.data_root)
     init_offline_distributed(args.launcher)
     debias_from_config(cfg, resume=not args.no_resume, report=not args.no_report,
                        report_only=args.report_only)

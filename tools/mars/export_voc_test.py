@@ -35,7 +35,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher)
+    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher,
+                      data_root=args.data_root)
     if args.data_root:
         cfg.test_server_dataloader.dataset.data_root = args.data_root
     init_offline_distributed(args.launcher)

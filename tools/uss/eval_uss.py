@@ -33,7 +33,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, work_dir=args.work_dir,
-                      launcher=args.launcher)
+                      launcher=args.launcher,
+                      data_root=args.data_root)
     prepare_launcher(cfg, args.launcher)
     metrics = evaluate_uss(cfg, args.checkpoint, split=args.split)
     print(' '.join(f'{name}={value}' for name, value in metrics.items()))

@@ -1,12 +1,14 @@
-"""Export STEGO codes of every image of a split, one float16 .npy per image.
+"""Export Stage 2 embeddings of every image of a split, one float16 .npy per image.
 
-    python tools/uss/extract_features.py CONFIG CKPT --out DIR [--split train]
+    python tools/uss/extract_features.py CONFIG [CKPT] --out DIR [--split train]
         [--scales 0.5 1.0 1.5 2.0] [--no-flip] [--stride 8] [--device cpu]
         [--what codes|features] [--no-resume] [--cfg-options k=v ...]
         [--launcher pytorch|slurm]
 
 Each file ``DIR/<stem>.npy`` holds the raw (not normalised) codes averaged over the
-scales and horizontal flips, ``(D, ceil(H / 8), ceil(W / 8))``
+scales and horizontal flips, ``(D, ceil(H / 8), ceil(W / 8))``. A trained STEGO
+config needs its checkpoint; an embedding with nothing to train (e.g.
+``configs/uss/colourtexture-d8_planted.py``) exports without one
 (``docs/en/data_formats.md``). Sharded over ranks, atomic, rerunning skips finished
 images.
 """
@@ -26,12 +28,17 @@ from mars_mm.core.multiscale import DEFAULT_SCALES
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Export USS embeddings (Stage 2)')
     parser.add_argument('config', help='USS (STEGO) config')
-    parser.add_argument('checkpoint', help='trained STEGO checkpoint')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='trained STEGO checkpoint (not needed for a model with '
+                        'nothing to train, e.g. DenseEmbedder, or --what features)')
     parser.add_argument('--out', required=True, help='output folder of <stem>.npy')
     parser.add_argument('--split', default='train', choices=('train', 'val', 'test'))
     parser.add_argument('--scales', type=float, nargs='+',
-                        default=list(DEFAULT_SCALES))
-    parser.add_argument('--no-flip', action='store_true')
+                        help='export scales (default: the config\'s export.scales, '
+                        f'else {list(DEFAULT_SCALES)})')
+    parser.add_argument('--no-flip', action='store_true',
+                        help='skip the mirrored image (default: the config\'s '
+                        'export.flip, else flip)')
     parser.add_argument('--stride', type=int, default=8, help='output stride')
     parser.add_argument('--what', choices=('codes', 'features'), default='codes',
                         help='STEGO codes (default) or the frozen backbone features')
@@ -41,10 +48,12 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher)
+    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher,
+                      data_root=args.data_root)
     init_offline_distributed(args.launcher)
     stats = extract_embeddings(cfg, args.checkpoint, args.out, split=args.split,
-                               scales=args.scales, flip=not args.no_flip,
+                               scales=args.scales,
+                               flip=False if args.no_flip else None,
                                stride=args.stride, device=args.device,
                                resume=not args.no_resume, what=args.what)
     print(f'wrote {stats["images"]} embeddings to {args.out} in '

@@ -37,7 +37,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher)
+    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher,
+                      data_root=args.data_root)
     init_offline_distributed(args.launcher)
     indices = precompute_knn(cfg, args.out, checkpoint=args.ckpt,
                              num_neighbors=args.k, chunk_size=args.chunk_size,

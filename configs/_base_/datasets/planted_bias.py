@@ -1,6 +1,8 @@
-# The planted-bias dataset (tools/dataset_converters/planted_bias.py), 128x128 images.
-# Loader settings and cam/tta pipelines: wsss_pipelines.py; the size-dependent
-# pipelines are restated here at 128 pixels (mmengine replaces lists whole).
+# The planted-bias dataset (tools/dataset_converters/planted_bias.py): small images
+# (128 x 128 by default; 110-210 px in the voc-like preset). Loader settings and the
+# cam/tta pipelines: wsss_pipelines.py. The training pipelines here keep each image at
+# its own scale (RandomRescale jitters it by 0.75-1.5x): resizing every image to one
+# target size would shrink small objects out of sight. Tests run at the image size.
 _base_ = ['./wsss_pipelines.py']
 dataset_type = 'PlantedBiasDataset'
 data_root = 'data/planted_bias'
@@ -10,19 +12,16 @@ pseudo_label_dir = 'work_dirs/pseudo_labels/planted_bias'
 cls_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadImageTags'),
-    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.75, 1.5),
-         keep_ratio=True),
+    dict(type='RandomRescale', ratio_range=(0.75, 1.5)),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
     dict(type='PackWSSSInputs')
 ]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadPseudoLabel'),
     dict(type='LoadImageTags'),
-    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.75, 1.5),
-         keep_ratio=True),
+    dict(type='RandomRescale', ratio_range=(0.75, 1.5)),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
@@ -30,7 +29,6 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='LoadCheckedAnnotations'),
     dict(type='LoadImageTags', allow_missing=True),
     dict(type='PackWSSSInputs')

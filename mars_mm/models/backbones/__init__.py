@@ -1,0 +1,2 @@
+"""Registration imports only."""
+from .plain_convnet import PlainConvNet  # noqa: F401
