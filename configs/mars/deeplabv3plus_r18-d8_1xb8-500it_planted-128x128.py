@@ -27,9 +27,13 @@ model = dict(
         # a 128 crop gives 16x16 features, so the rates shrink by 4.
         dilations=(1, 3, 6, 9),
         num_classes=num_classes,
-        norm_cfg=norm_cfg),
+        norm_cfg=norm_cfg,
+        # the MARS configs' loss normalisation (sum / #labelled pixels), so that
+        # baseline and MARS differ only in the labels and the complementing
+        loss_decode=dict(avg_non_ignore=True)),
     auxiliary_head=dict(
-        in_channels=128, channels=64, num_classes=num_classes, norm_cfg=norm_cfg))
+        in_channels=128, channels=64, num_classes=num_classes, norm_cfg=norm_cfg,
+        loss_decode=dict(avg_non_ignore=True)))
 
 # Stage 1's pseudo labels: the dataset base's pseudo_label_dir (any stage's labels
 # by train_dataloader.dataset.pseudo_label_dir)
