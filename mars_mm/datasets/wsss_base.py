@@ -221,13 +221,17 @@ class WSSSBaseDataset(BaseSegDataset):
             label = mapped
         return tags_from_label(label, self.num_classes, seg_map_path)
 
+    def list_stems(self) -> List[str]:
+        """The images of the split: the stems of the split file."""
+        return read_split_file(self.ann_file)
+
     def load_data_list(self) -> List[dict]:
         """One dict per listed image: paths, ``img_tags`` and ``num_classes``.
 
         Paths: ``img_path``, ``seg_map_path`` (``with_seg_map``) and
         ``pseudo_label_path`` (with a ``pseudo_label_dir``).
         """
-        stems = read_split_file(self.ann_file)
+        stems = self.list_stems()
         img_dir = self.data_prefix.get('img_path', '')
         ann_dir = self.data_prefix.get('seg_map_path', '')
         class_names = list(self._metainfo['classes'])
