@@ -112,7 +112,8 @@ class TaggedImageDataset(WSSSBaseDataset):
     """A folder of images with per-image class tags; masks only for scoring.
 
     Args:
-        tags_file: CSV or JSON tags file, relative to ``data_root``.
+        tag_file: CSV or JSON tags file (image -> class names), relative to
+            ``data_root`` (not the base class's COCO-style JSON of ids).
         classes_file: class names, one per line (ignored when ``metainfo`` gives
             ``classes``).
         img_dir, mask_dir: folders under ``data_root``.
@@ -125,7 +126,7 @@ class TaggedImageDataset(WSSSBaseDataset):
     """
     METAINFO = dict(classes=('background', ))
 
-    def __init__(self, tags_file: str = 'tags.csv',
+    def __init__(self, tag_file: str = 'tags.csv',
                  classes_file: str = 'classes.txt', img_dir: str = 'images',
                  mask_dir: Optional[str] = 'masks', ann_file: str = '',
                  with_seg_map='auto', img_suffix: str = '.jpg',
@@ -138,10 +139,9 @@ class TaggedImageDataset(WSSSBaseDataset):
         metainfo.setdefault('palette', voc_palette(len(metainfo['classes'])).tolist())
         if with_seg_map == 'auto':
             with_seg_map = bool(mask_dir) and osp.isdir(osp.join(root, mask_dir))
-        self.tags_path = osp.join(root, tags_file)
+        self.tags_path = osp.join(root, tag_file)
         self._tag_table: Optional[Dict[str, np.ndarray]] = None
-        for key in ('xml_dir', 'tag_file'):
-            kwargs.pop(key, None)  # tags come from the tags file
+        kwargs.pop('xml_dir', None)  # tags come from the tags file
         super().__init__(ann_file=ann_file, with_seg_map=with_seg_map,
                          data_prefix=dict(img_path=img_dir,
                                           seg_map_path=mask_dir or ''),

@@ -17,10 +17,10 @@ def _build(root, **kwargs):
 
 
 @pytest.mark.parametrize('tags_format', ['csv', 'json'])
-def test_tags_file_and_classes(tmp_path, tags_format):
+def test_tag_file_and_classes(tmp_path, tags_format):
     root = str(tmp_path / 'mine')
     made = make_tagged_folder(root, tags_format=tags_format)
-    dataset = _build(root, tags_file=f'tags.{tags_format}', ann_file='train.txt')
+    dataset = _build(root, tag_file=f'tags.{tags_format}', ann_file='train.txt')
     assert list(dataset.metainfo['classes']) == made['classes']
     assert len(dataset) == len(made['train'])
     for index, stem in enumerate(made['train']):
@@ -65,12 +65,17 @@ def test_bad_tags_name_the_file_and_image(tmp_path):
 
 
 def test_base_config_builds_the_dataset(tmp_path, repo_root):
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')  # the pipelines' transforms
     root = str(tmp_path / 'mine')
     make_tagged_folder(root)
     cfg = Config.fromfile(osp.join(repo_root, 'configs', '_base_', 'datasets',
                                    'tagged_images.py'))
-    for key in ('train_dataloader', 'val_dataloader', 'train_infer_dataloader'):
+    for key in ('val_dataloader', 'train_infer_dataloader'):
         dataset = DATASETS.build(dict(cfg[key]['dataset'], data_root=root))
         sample = dataset[0]
-        assert 'img_tags' in sample['data_samples'].metainfo or key == \
-            'train_dataloader'
+        assert 'img_tags' in sample['data_samples'].metainfo
+        assert sample['data_samples'].gt_sem_seg.data.shape[1:] == (48, 48)
+    train = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=root))
+    assert train.get_data_info(0)['pseudo_label_path'].startswith(
+        cfg.pseudo_label_dir)
