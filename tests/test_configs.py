@@ -49,6 +49,9 @@ NAME_EXEMPT = {
     'configs/_base_/': 'bases are no experiments: like mmseg\'s _base_/ files they '
                        'are named by what they hold (a dataset, a model, a schedule) '
                        'and checked through the experiments that inherit them',
+    'configs/pipelines/': 'pipeline configs name the stage configs of a whole run '
+                          '(tools/mars/run_pipeline.py), not a model; they are '
+                          'loaded and dry-run by tests/test_apis/test_pipeline_*.py',
 }
 
 
@@ -120,6 +123,7 @@ BASE_CONTENT = {
     'configs/_base_/schedules/': 'an optimiser, a schedule and the loops',
     'configs/_base_/debias/': "Stage 3's defaults (test_debias/test_settings.py)",
     'configs/_base_/default_runtime.py': 'the runtime',
+    'configs/pipelines/': 'the stage configs and options of a whole run',
 }
 
 

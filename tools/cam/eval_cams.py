@@ -2,11 +2,14 @@
 
     python tools/cam/eval_cams.py CAM_DIR --dataset CONFIG [--split train]
         [--thresholds 0.05 0.1 ...] [--workers N] [--out result.json]
+        [--data-root DIR] [--cfg-options k=v ...]
 
 Prints mIoU per threshold and the per-class IoU/FP/FN table at the best one.
 """
 import argparse
 import json
+
+from mmengine.config import DictAction
 
 from mars_mm.apis.cam import DEFAULT_THRESHOLDS, eval_cams
 from mars_mm.apis.launch import load_config
@@ -25,12 +28,15 @@ def parse_args() -> argparse.Namespace:
                         default=DEFAULT_THRESHOLDS)
     parser.add_argument('--workers', type=int, default=0)
     parser.add_argument('--out', help='write the results as JSON')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override dataset settings of --dataset')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.dataset, work_dir='.', data_root=args.data_root)
+    cfg = load_config(args.dataset, args.cfg_options, work_dir='.',
+                      data_root=args.data_root)
     result = eval_cams(args.cam_dir, cfg, split=args.split,
                        thresholds=args.thresholds, num_workers=args.workers)
     for threshold, miou in zip(result['thresholds'], result['miou']):

@@ -2,12 +2,14 @@
 
     python tools/cam/make_pseudo_labels.py CAM_DIR --dataset CONFIG --out DIR
         [--split train] [--bg-power 2 | --bg-threshold T] [--crf | --no-crf]
-        [--workers N] [--no-resume]
+        [--workers N] [--no-resume] [--data-root DIR] [--cfg-options k=v ...]
 
 ``--dataset`` is any config with ``<split>_dataloader`` (e.g. a base dataset config);
 it gives the image of each CAM file. Rerunning skips finished labels.
 """
 import argparse
+
+from mmengine.config import DictAction
 
 from mars_mm.apis.cam import make_pseudo_labels
 from mars_mm.apis.launch import load_config
@@ -31,12 +33,16 @@ def parse_args() -> argparse.Namespace:
                         help='dense-CRF refinement (default on)')
     parser.add_argument('--workers', type=int, default=0, help='worker processes')
     parser.add_argument('--no-resume', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override dataset settings of --dataset, e.g. '
+                        'train_infer_dataloader.dataset.ann_file=...')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    cfg = load_config(args.dataset, work_dir='.', data_root=args.data_root)
+    cfg = load_config(args.dataset, args.cfg_options, work_dir='.',
+                      data_root=args.data_root)
     written = make_pseudo_labels(args.cam_dir, cfg, args.out, split=args.split,
                                  bg_power=args.bg_power,
                                  bg_threshold=args.bg_threshold, crf=args.crf,
