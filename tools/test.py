@@ -5,6 +5,8 @@
 
 ``--tta`` switches to the config's ``tta_model``/``tta_pipeline`` (scales 1.0, 0.5,
 1.5, 2.0 + flip in mars_mm configs). ``--out`` saves the predicted label maps.
+The checkpoint must hold every weight of the model (mmengine alone would test a
+foreign checkpoint on random weights) and the model as many classes as the data.
 Multi-GPU: ``tools/dist_test.sh CONFIG CHECKPOINT GPUS``.
 """
 import argparse
@@ -13,12 +15,14 @@ from mmengine.runner import Runner
 
 from mars_mm.apis.launch import (
     add_job_args,
+    check_class_counts,
     finalize_distributed,
     load_config,
     parse_job_args,
     prepare_launcher,
     to_tta,
 )
+from mars_mm.utils.checkpoint import check_checkpoint_file, check_weights_fit
 from mars_mm.utils.compat import drop_save_best_for_testing
 
 
@@ -58,6 +62,8 @@ def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
                       data_root=args.data_root)
+    check_checkpoint_file(args.checkpoint)
+    check_class_counts(cfg, 'test_dataloader')
     cfg.load_from = args.checkpoint
     drop_save_best_for_testing(cfg)
     if args.show or args.show_dir:
@@ -72,6 +78,7 @@ def main() -> None:
             evaluator['keep_results'] = True
     prepare_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
+    check_weights_fit(runner.model, args.checkpoint, args.config)
     runner.test()
 
 

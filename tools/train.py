@@ -3,8 +3,11 @@
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
 
-``--resume`` alone continues from the latest checkpoint in the work dir; with a path
-it continues from that checkpoint. Multi-GPU: ``tools/dist_train.sh CONFIG GPUS``.
+``--resume`` alone continues from the newest complete checkpoint in the work dir
+(the one ``last_checkpoint`` names, or the newest ``epoch_N``/``iter_N.pth`` that is
+complete if that one is missing or truncated); with a path it continues from that
+checkpoint. Checkpoints are written atomically (``AtomicCheckpointHook`` replaces a
+plain ``CheckpointHook``). Multi-GPU: ``tools/dist_train.sh CONFIG GPUS``.
 """
 import argparse
 
@@ -12,11 +15,14 @@ from mmengine.runner import Runner
 
 from mars_mm.apis.launch import (
     add_job_args,
+    apply_resume,
+    check_class_counts,
     enable_amp,
     finalize_distributed,
     load_config,
     parse_job_args,
     prepare_launcher,
+    use_atomic_checkpoints,
 )
 
 
@@ -40,12 +46,9 @@ def main() -> None:
                       data_root=args.data_root)
     if args.amp:
         enable_amp(cfg)
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    check_class_counts(cfg, 'train_dataloader')
+    use_atomic_checkpoints(cfg)
+    apply_resume(cfg, args.resume)
     prepare_launcher(cfg, args.launcher)
     if 'runner_type' in cfg:
         from mars_mm.registry import RUNNERS

@@ -1,7 +1,7 @@
 # CPU recipe on the planted-bias dataset (tools/dataset_converters/planted_bias.py):
 # a half-width ResNetV1c-18 at output stride 16 trained from scratch (no ImageNet
 # weights exist on the CPU machines) for 30 epochs of 25 iterations; about 3 minutes
-# on one CPU thread. Set data_root with --cfg-options or edit the base.
+# on one CPU thread. Another dataset folder: --data-root DIR (every dataloader).
 _base_ = [
     '../_base_/models/cam_r50-d16.py', '../_base_/datasets/planted_bias.py',
     '../_base_/default_runtime.py'
@@ -47,7 +47,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=10,
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=True, interval=10,
                     max_keep_ckpts=1, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))

@@ -15,7 +15,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000,
+    # mmengine's CheckpointHook with kill-safe saves and the random states
+    # (docs/en/reliability.md)
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=1000,
                     max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))

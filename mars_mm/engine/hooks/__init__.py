@@ -1,2 +1,3 @@
 """Registration imports only."""
+from .atomic_checkpoint_hook import AtomicCheckpointHook  # noqa: F401
 from .ema_teacher_hook import EMATeacherHook  # noqa: F401

@@ -1,0 +1,204 @@
+"""Checkpoint files: is one complete, which one to resume from, does it fit a model.
+
+A checkpoint written by torch since 1.6 is a zip archive whose central directory
+sits at the end of the file, so a file cut short by a killed job has none: the
+check below opens the directory (a few kB at the end), it does not load the
+weights. Checkpoints of the legacy pickle format cannot be checked that way and
+are trusted.
+
+``tools/train.py --resume`` asks :func:`newest_complete_checkpoint` which file to
+continue from; the tools that load weights use :func:`load_weights` or
+:func:`check_weights_fit`, which name the file and the keys when a checkpoint
+belongs to another model instead of loading what happens to match.
+"""
+import glob
+import os
+import os.path as osp
+import re
+import warnings
+import zipfile
+from typing import Any, Dict, List, Optional, Tuple
+
+#: Checkpoint names that ``--resume`` considers, with their step.
+_STEP = re.compile(r'^(?:epoch|iter)_(\d+)\.pth$')
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """What is wrong with a checkpoint file, or ``None`` if it looks complete."""
+    if not osp.isfile(path):
+        return 'missing'
+    if osp.getsize(path) == 0:
+        return 'empty'
+    with open(path, 'rb') as handle:
+        magic = handle.read(4)
+    if magic != b'PK\x03\x04':
+        if magic[:1] == b'\x80':  # legacy pickle format: not checkable cheaply
+            return None
+        return 'not a torch checkpoint'
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return 'truncated or incomplete (the zip archive has no central directory)'
+    if not any(name.endswith('data.pkl') for name in names):
+        return 'not a torch checkpoint (no data.pkl in the archive)'
+    return None
+
+
+def check_checkpoint_file(path: str, what: str = 'checkpoint') -> None:
+    """Raise naming ``path`` if it is missing, truncated or not a checkpoint."""
+    problem = checkpoint_problem(path)
+    if problem == 'missing':
+        raise FileNotFoundError(f'{what} not found: {path}')
+    if problem is not None:
+        raise ValueError(f'{path}: {what} is {problem}; was the job that wrote it '
+                         'killed, or the copy interrupted?')
+
+
+def _step(path: str) -> int:
+    match = _STEP.match(osp.basename(path))
+    return int(match.group(1)) if match else -1
+
+
+def _named_checkpoint(work_dir: str) -> Optional[str]:
+    """The file ``<work_dir>/last_checkpoint`` names, or None."""
+    record = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(record):
+        return None
+    with open(record) as handle:
+        named = handle.read().strip()
+    if named and not osp.isabs(named) and not osp.exists(named):
+        named = osp.join(work_dir, osp.basename(named))
+    return named or record  # an empty record names itself (reported as broken)
+
+
+def newest_complete_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]:
+    """The checkpoint ``--resume`` should continue from, and why not another.
+
+    The newest complete ``epoch_N.pth`` / ``iter_N.pth`` of the work dir (largest
+    N), or the file ``last_checkpoint`` names if that one is newer or has another
+    name. ``last_checkpoint`` alone is not trusted: a job killed while saving
+    leaves it naming a file that is missing or incomplete (mmengine's hook writes
+    in place and deletes the previous checkpoint first), or naming the previous
+    checkpoint while a newer one is complete (killed between the two writes).
+
+    Returns:
+        tuple: the path (None if no complete checkpoint exists) and notes on the
+        checkpoints passed over, for a warning.
+    """
+    named = _named_checkpoint(work_dir)
+    notes = []
+    if named is not None:
+        problem = checkpoint_problem(named)
+        if problem is not None:
+            notes.append(f'{osp.join(work_dir, "last_checkpoint")} names {named}, '
+                         f'which is {problem}')
+            named = None
+    candidates = [path for path in glob.glob(osp.join(work_dir, '*.pth'))
+                  if _STEP.match(osp.basename(path))]
+    candidates.sort(key=lambda path: (_step(path), os.stat(path).st_mtime_ns),
+                    reverse=True)
+    for path in candidates:
+        if named is not None and (_step(named) < 0 or _step(named) >= _step(path)):
+            return named, notes  # named is at least as new (or custom-named)
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if named is not None:
+                notes.append(f'{osp.join(work_dir, "last_checkpoint")} names '
+                             f'{named}, but {path} is newer (a job killed between '
+                             'the two writes)')
+            return path, notes
+        notes.append(f'{path} is {problem}')
+    return named, notes
+
+
+def resume_checkpoint(work_dir: str) -> Optional[str]:
+    """:func:`newest_complete_checkpoint`, warning about each one passed over.
+
+    Returns None (train from scratch) when the work dir holds no complete
+    checkpoint; that is warned about too when some checkpoint was there.
+    """
+    path, notes = newest_complete_checkpoint(work_dir)
+    if notes and path is not None:
+        warnings.warn(f'--resume: {"; ".join(notes)}; resuming from {path}, the '
+                      'newest complete checkpoint', stacklevel=2)
+    elif notes:
+        warnings.warn(f'--resume: {"; ".join(notes)}; no complete checkpoint in '
+                      f'{work_dir}: training starts from scratch', stacklevel=2)
+    return path
+
+
+def load_checkpoint_file(path: str) -> Dict[str, Any]:
+    """Load a checkpoint on the CPU, naming the file if it cannot be read."""
+    import torch
+    check_checkpoint_file(path)
+    try:
+        return torch.load(path, map_location='cpu')
+    except Exception as err:  # torch raises many types for broken files
+        raise ValueError(f'{path}: cannot load checkpoint ({err})') from err
+
+
+def state_dict_of(checkpoint: Any) -> Dict[str, Any]:
+    """The weights of a loaded checkpoint (mmengine keeps them in ``state_dict``),
+    with the ``module.`` prefix of wrapped models removed (as mmengine does)."""
+    state = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else {}
+    if not isinstance(state, dict):
+        return {}
+    return {re.sub(r'^module\.', '', key): value for key, value in state.items()}
+
+
+def weight_mismatch(model: Any, state: Dict[str, Any]) -> Optional[str]:
+    """Why ``state`` does not fit ``model``, or None when every weight fits.
+
+    Missing weights and weights of other shapes are reported; extra weights in
+    the checkpoint (an auxiliary head dropped for testing) are not.
+    """
+    own = model.state_dict()
+    missing = [key for key in own if key not in state]
+    if missing:
+        return (f'{len(missing)} of its {len(own)} weights are missing (e.g. '
+                f'{", ".join(missing[:3])}); the checkpoint holds '
+                f'{len(state)} others (e.g. {", ".join(list(state)[:3])})')
+    shapes = [f'{key} {tuple(state[key].shape)} instead of {tuple(value.shape)}'
+              for key, value in own.items()
+              if hasattr(state[key], 'shape') and hasattr(value, 'shape')
+              and tuple(state[key].shape) != tuple(value.shape)]
+    if shapes:
+        return (f'{len(shapes)} weights have other shapes: {"; ".join(shapes[:3])}'
+                ' (another number of classes or channels?)')
+    return None
+
+
+def unwrap_model(model: Any) -> Any:
+    """The model inside DDP / test-time-augmentation wrappers."""
+    while hasattr(model, 'module') and hasattr(model.module, 'state_dict'):
+        model = model.module
+    return model
+
+
+def check_weights_fit(model: Any, path: str, config: str = 'the config') -> None:
+    """Raise naming ``path`` unless its weights fit ``model`` key by key.
+
+    mmengine loads a checkpoint into a model non-strictly for testing: another
+    model's checkpoint then only logs missing keys and the test runs on random
+    weights. This makes that an error.
+    """
+    problem = weight_mismatch(unwrap_model(model), state_dict_of(
+        load_checkpoint_file(path)))
+    if problem is not None:
+        raise ValueError(f'{path}: not a checkpoint of this model ({config}): '
+                         f'{problem}')
+
+
+def load_weights(model: Any, path: str, config: str = 'the config') -> Any:
+    """Load ``path`` into ``model`` strictly, naming the file on any mismatch."""
+    state = state_dict_of(load_checkpoint_file(path))
+    problem = weight_mismatch(model, state)
+    if problem is not None:
+        raise ValueError(f'{path}: not a checkpoint of this model ({config}): '
+                         f'{problem}')
+    own = set(model.state_dict())
+    model.load_state_dict({key: value for key, value in state.items() if key in own},
+                          strict=True)
+    return model
