@@ -8,8 +8,10 @@ File formats follow ``docs/en/data_formats.md``: one ``<stem>.npz`` per image wi
 (int64 ``(K,)`` class ids in 1..C); pseudo labels are palette PNGs.
 """
 import copy
+import dataclasses
 import os
 import os.path as osp
+import zipfile
 from functools import partial
 from multiprocessing import get_context
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -25,6 +27,7 @@ from mars_mm.core.cam import cams_to_label, image_cams
 from mars_mm.core.crf import CRFParams
 from mars_mm.core.metrics import ConfusionMatrix, confusion_matrix
 from mars_mm.core.multiscale import DEFAULT_SCALES
+from mars_mm.utils.checkpoint import load_weights
 from mars_mm.utils.io import (
     load_label_png,
     read_rgb,
@@ -32,7 +35,14 @@ from mars_mm.utils.io import (
     save_with,
     stem_of,
 )
-from mars_mm.utils.offline import default_device, run_offline_job
+from mars_mm.utils.offline import (
+    check_job_settings,
+    default_device,
+    digest,
+    file_digest,
+    read_job_settings,
+    run_offline_job,
+)
 
 #: Background thresholds of the default CAM quality sweep.
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
@@ -56,8 +66,14 @@ def save_cams(path: str, cams: np.ndarray, keys: Sequence[int]) -> None:
     save_with(path, lambda tmp: np.savez_compressed(tmp, cams=cams, keys=keys))
 
 
-def load_cams(path: str) -> Tuple[np.ndarray, np.ndarray]:
+def load_cams(path: str, num_classes: Optional[int] = None
+              ) -> Tuple[np.ndarray, np.ndarray]:
     """Read a CAM file.
+
+    Args:
+        path: the ``.npz`` file.
+        num_classes: classes including background; when given, every key must be
+            a foreground class id ``1..num_classes-1``, each at most once.
 
     Returns:
         tuple: ``(K, H, W)`` float32 CAMs and ``(K,)`` int64 class ids.
@@ -68,16 +84,26 @@ def load_cams(path: str) -> Tuple[np.ndarray, np.ndarray]:
     if not osp.isfile(path):
         raise FileNotFoundError(f'CAM file not found: {path}')
     try:
-        with np.load(path) as data:
+        with open(path, 'rb') as handle, np.load(handle) as data:
             cams, keys = data['cams'], data['keys']
     except KeyError as err:
         raise ValueError(f'{path}: a CAM file needs arrays `cams` and `keys` '
                          f'({err})') from err
-    except (OSError, ValueError) as err:
-        raise ValueError(f'{path}: cannot read CAM file ({err})') from err
+    except (OSError, ValueError, EOFError, TypeError, AttributeError,
+            zipfile.BadZipFile) as err:
+        raise ValueError(f'{path}: cannot read CAM file: truncated or not an .npz '
+                         f'archive ({type(err).__name__}: {err})') from err
     if cams.ndim != 3 or keys.ndim != 1 or cams.shape[0] != keys.shape[0]:
         raise ValueError(f'{path}: cams {cams.shape} and keys {keys.shape} disagree')
-    return cams.astype(np.float32), keys.astype(np.int64)
+    keys = keys.astype(np.int64)
+    if num_classes is not None and keys.size:
+        bad = sorted({int(key) for key in keys if not 1 <= key < num_classes})
+        if bad:
+            raise ValueError(f'{path}: CAM keys {bad} are not foreground class ids '
+                             f'1..{num_classes - 1} of the dataset')
+        if len(set(keys.tolist())) != len(keys):
+            raise ValueError(f'{path}: CAM keys {keys.tolist()} repeat a class')
+    return cams.astype(np.float32), keys
 
 
 # ---------------------------------------------------------------------- CAM export
@@ -104,20 +130,31 @@ def cam_function(model: torch.nn.Module, channels_last: bool = True,
     return model.cam
 
 
-def build_cam_model(config: Config, checkpoint: Optional[str],
-                    device: Optional[str] = None) -> torch.nn.Module:
-    """Build the classifier of ``config`` with ``checkpoint`` weights, in eval mode."""
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.runner import load_checkpoint
-    from mmseg.registry import MODELS
-    init_default_scope(config.get('default_scope', 'mmseg'))
+def _cam_model_config(config: Config) -> dict:
+    """The classifier's config as built for export (no pretrained weights: the
+    checkpoint replaces them)."""
     model_cfg = copy.deepcopy(config.model)
     model_cfg.pop('pretrained', None)
     if isinstance(model_cfg.get('backbone'), dict):
         model_cfg['backbone']['init_cfg'] = None
-    model = MODELS.build(model_cfg)
+    return model_cfg
+
+
+def build_cam_model(config: Config, checkpoint: Optional[str],
+                    device: Optional[str] = None) -> torch.nn.Module:
+    """Build the classifier of ``config`` with ``checkpoint`` weights, in eval mode.
+
+    Raises:
+        FileNotFoundError / ValueError: naming the checkpoint when it is missing,
+        truncated or holds another model's weights.
+    """
+    from mmengine.model import revert_sync_batchnorm
+    from mmseg.registry import MODELS
+    init_default_scope(config.get('default_scope', 'mmseg'))
+    model = MODELS.build(_cam_model_config(config))
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        load_weights(model, checkpoint, getattr(config, 'filename', None)
+                     or 'the config')
     # inference needs no synchronised statistics, and SyncBN has no CPU kernel
     model = revert_sync_batchnorm(model)
     return model.to(default_device(device)).eval()
@@ -150,7 +187,10 @@ def generate_cams(config: Config, checkpoint: Optional[str], out_dir: str,
     """Write ``<out_dir>/<stem>.npz`` CAMs for every image of a split.
 
     Images are sharded over ranks (``RANK``/``WORLD_SIZE`` or a process group),
-    written atomically and skipped on rerun when their file exists.
+    written atomically and skipped on rerun when their file exists. The settings
+    the files depend on (checkpoint digest, config digest, split, scales, flip) are
+    recorded in ``<out_dir>/job_settings.json``; a rerun with other settings into
+    the same folder is refused rather than mixing files made differently.
 
     Args:
         config: the classifier's config; ``cam_pipeline`` (if set) reads the images,
@@ -166,14 +206,28 @@ def generate_cams(config: Config, checkpoint: Optional[str], out_dir: str,
     Returns:
         int: number of images written by this process.
     """
+    scales = check_scales(scales)
     model = build_cam_model(config, checkpoint, device)
     pipeline = config.get('cam_pipeline', None) or DEFAULT_CAM_PIPELINE
     dataset = build_split_dataset(config, split, pipeline)
+    classes = list(dataset.metainfo['classes'])
+    head_classes = getattr(getattr(model, 'head', None), 'num_classes', None)
+    if head_classes is not None and head_classes != len(classes) - 1:
+        raise ValueError(
+            f'{getattr(config, "filename", "the config")}: model.head.num_classes = '
+            f'{head_classes}, but the {split} split has {len(classes) - 1} '
+            f'foreground classes ({", ".join(classes[1:])})')
     stems = [item['stem'] for item in dataset_files(dataset)]
     if len(set(stems)) != len(stems):
         raise ValueError(f'the {split} split has duplicate image names; CAM files are '
                          'named by image stem')
     os.makedirs(out_dir, exist_ok=True)
+    check_job_settings(out_dir, dict(
+        job='generate_cams', checkpoint=file_digest(checkpoint),
+        config=digest(dict(model=_cam_model_config(config), pipeline=pipeline)),
+        split=split, classes=classes, scales=list(scales), flip=bool(flip),
+        fast_inference=bool(fast_inference)),
+        outputs=lambda name: name.endswith('.npz'))
     cam_fn = cam_function(model, channels_last=fast_inference, fuse_bn=fast_inference)
     process = partial(_export_one, dataset=dataset, model=model, cam_fn=cam_fn,
                       out_dir=out_dir, scales=tuple(scales), flip=flip,
@@ -186,11 +240,20 @@ def generate_cams(config: Config, checkpoint: Optional[str], out_dir: str,
 
 
 # -------------------------------------------------------------------- pseudo labels
+def check_scales(scales: Sequence[float], option: str = '--scales') -> tuple:
+    """The scales as floats, or an error naming ``option`` if one is not > 0."""
+    scales = tuple(float(scale) for scale in scales)
+    if not scales or not all(scale > 0 for scale in scales):
+        raise ValueError(f'{option}: scales must be positive, got {list(scales)}')
+    return scales
+
+
 def _pseudo_label_one(item: Dict[str, str], cam_dir: str, out_dir: str,
                       bg_power: Optional[float], bg_threshold: Optional[float],
-                      crf_params: Optional[CRFParams]) -> str:
+                      crf_params: Optional[CRFParams],
+                      num_classes: Optional[int] = None) -> str:
     cam_path = osp.join(cam_dir, item['stem'] + '.npz')
-    cams, keys = load_cams(cam_path)
+    cams, keys = load_cams(cam_path, num_classes)
     image = read_rgb(item['img_path']) if crf_params is not None else None
     if image is not None and image.shape[:2] != cams.shape[1:]:
         raise ValueError(f'{cam_path}: CAMs are {cams.shape[1:]} but the image '
@@ -220,10 +283,16 @@ def make_pseudo_labels(cam_dir: str, dataset_config: Config, out_dir: str,
         num_workers: worker processes (the CRF is CPU-bound).
         resume: skip images whose PNG exists.
 
+    The settings (the CAM folder's own settings record, background rule, CRF,
+    split) are recorded in ``<out_dir>/job_settings.json``; a rerun with other
+    settings, or on CAMs remade with other settings, is refused.
+
     Returns:
         int: number of labels written by this process.
     """
-    files = dataset_files(build_split_dataset(dataset_config, split, pipeline=[]))
+    dataset = build_split_dataset(dataset_config, split, pipeline=[])
+    files = dataset_files(dataset)
+    classes = list(dataset.metainfo['classes'])
     missing = [item['stem'] for item in files
                if not osp.isfile(osp.join(cam_dir, item['stem'] + '.npz'))]
     if missing:
@@ -231,10 +300,19 @@ def make_pseudo_labels(cam_dir: str, dataset_config: Config, out_dir: str,
             f'{len(missing)} of {len(files)} images of the {split} split have no CAM '
             f'file in {cam_dir} (first: {missing[0]}.npz); run generate_cams first')
     os.makedirs(out_dir, exist_ok=True)
+    bg_power = None if bg_threshold is not None else bg_power
+    cam_settings = read_job_settings(cam_dir)
+    check_job_settings(out_dir, dict(
+        job='make_pseudo_labels',
+        cams=(digest(cam_settings) if cam_settings is not None
+              else osp.abspath(cam_dir)),
+        split=split, classes=classes, bg_power=bg_power, bg_threshold=bg_threshold,
+        crf=dataclasses.asdict(crf_params) if crf else None),
+        outputs=lambda name: name.endswith('.png'))
     process = partial(_pseudo_label_one, cam_dir=cam_dir, out_dir=out_dir,
-                      bg_power=None if bg_threshold is not None else bg_power,
-                      bg_threshold=bg_threshold,
-                      crf_params=crf_params if crf else None)
+                      bg_power=bg_power, bg_threshold=bg_threshold,
+                      crf_params=crf_params if crf else None,
+                      num_classes=len(classes))
     done = run_offline_job(
         files, process,
         output_path=lambda item: osp.join(out_dir, item['stem'] + '.png'),
@@ -247,7 +325,7 @@ def _sweep_one(pair: Tuple[str, str], thresholds: Sequence[float],
                num_classes: int) -> np.ndarray:
     """``(T, C, C)`` confusion matrices of one image at every threshold."""
     gt_path, cam_path = pair
-    cams, keys = load_cams(cam_path)
+    cams, keys = load_cams(cam_path, num_classes)
     gt = load_label_png(gt_path)
     if gt.shape != cams.shape[1:]:
         raise ValueError(f'{cam_path}: CAMs are {cams.shape[1:]} but the ground truth '

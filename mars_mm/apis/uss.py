@@ -21,9 +21,17 @@ from mars_mm.core.debias import resize_label_to_grid
 from mars_mm.core.knn import centre_features, cosine_topk
 from mars_mm.core.multiscale import DEFAULT_SCALES, multiscale_dense
 from mars_mm.datasets.uss_pair_dataset import image_stems, write_knn_file
+from mars_mm.utils.checkpoint import load_weights
 from mars_mm.utils.compat import drop_save_best_for_testing
 from mars_mm.utils.io import load_label_png, save_array, stem_of
-from mars_mm.utils.offline import default_device, get_dist_info, run_offline_job
+from mars_mm.utils.offline import (
+    check_job_settings,
+    default_device,
+    digest,
+    file_digest,
+    get_dist_info,
+    run_offline_job,
+)
 
 #: reads an image for kNN features / export, without augmentation
 DEFAULT_IMAGE_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]
@@ -37,14 +45,14 @@ def build_uss_model(cfg: Config, checkpoint: Optional[str] = None,
     backbone weights through ``init_cfg``, or a seeded random backbone), which is
     what the kNN step needs before any training.
     """
-    from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(copy.deepcopy(cfg.model))
     if checkpoint is None:
         model.init_weights()
     else:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        load_weights(model, checkpoint, getattr(cfg, 'filename', None)
+                     or 'the config')
     return model.to(default_device(device)).eval()
 
 
@@ -162,8 +170,9 @@ def export_settings(cfg: Config, scales: Optional[Sequence[float]] = None,
     export.update(cfg.get('export', None) or {})
     scales = tuple(float(s) for s in (scales if scales is not None
                                       else export['scales']))
-    if not scales or min(scales) <= 0:
-        raise ValueError(f'export scales must be positive, got {list(scales)}')
+    if not scales or not all(scale > 0 for scale in scales):
+        raise ValueError(f'--scales / export.scales must be positive, got '
+                         f'{list(scales)}')
     return scales, bool(export['flip'] if flip is None else flip)
 
 
@@ -195,8 +204,13 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
     Returns:
         dict: ``images`` written by this process, ``seconds`` spent, ``per_second``.
 
+    The settings the files depend on (checkpoint and config digests, split,
+    scales, flip, stride, ``what``) are recorded in ``<out_dir>/job_settings.json``;
+    a rerun with other settings into the same folder is refused.
+
     Raises:
-        ValueError: a trainable model (STEGO) without its checkpoint.
+        ValueError: a trainable model (STEGO) without its checkpoint, or
+            ``out_dir`` made with other settings.
     """
     if what not in ('codes', 'features'):
         raise ValueError(f"what must be 'codes' or 'features', got {what!r}")
@@ -212,6 +226,12 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
         raise ValueError(f'the {split} split has duplicate image names; embedding '
                          'files are named by image stem')
     os.makedirs(out_dir, exist_ok=True)
+    pipeline = cfg.get('uss_image_pipeline', None) or DEFAULT_IMAGE_PIPELINE
+    check_job_settings(out_dir, dict(
+        job='extract_features', checkpoint=file_digest(checkpoint),
+        config=digest(dict(model=cfg.model, pipeline=pipeline)), split=split,
+        scales=list(scales), flip=bool(flip), stride=int(stride), what=what),
+        outputs=lambda name: name.endswith('.npy'))
     start = time.perf_counter()
     done = run_offline_job(
         list(range(len(dataset))),

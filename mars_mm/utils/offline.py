@@ -8,17 +8,30 @@ module gives all of them the same behaviour:
   talking to each other;
 * **resume**: an item whose output file exists is skipped (outputs are written with
   :func:`mars_mm.utils.io.atomic_write`, so an existing file is a complete file);
+  a job whose outputs depend on their inputs' content passes ``is_done`` instead;
+* **a settings record** (:func:`check_job_settings`): a job writes the settings
+  its outputs depend on into ``<out_dir>/job_settings.json`` and refuses to add
+  outputs made with other settings to the folder, so that a rerun with another
+  checkpoint or other scales cannot silently keep the old files;
 * **leftover clean-up**: temporary files of a killed run are removed at start;
 * **a worker pool** for CPU-bound per-item work (CRF, PNG encoding);
 * **a progress bar** on rank 0 with the number of skipped items.
 """
 import glob
+import hashlib
+import json
 import os
 import os.path as osp
+import warnings
 from multiprocessing import get_context
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
+
+from mars_mm.utils.io import save_text
+
+#: The settings record of an offline job's output folder.
+JOB_RECORD = 'job_settings.json'
 
 
 def get_dist_info() -> Tuple[int, int]:
@@ -84,7 +97,8 @@ def run_offline_job(items: Sequence,
                     resume: bool = True,
                     shard_over_ranks: bool = True,
                     show_progress: Optional[bool] = None,
-                    chunksize: int = 1) -> List[Any]:
+                    chunksize: int = 1,
+                    is_done: Optional[Callable[[Any], bool]] = None) -> List[Any]:
     """Run ``process`` on this rank's share of ``items``, skipping finished ones.
 
     Args:
@@ -101,6 +115,9 @@ def run_offline_job(items: Sequence,
         shard_over_ranks: take only ``items[rank::world_size]``.
         show_progress: defaults to rank 0 only.
         chunksize: items handed to a worker at a time.
+        is_done: with ``resume``, decides whether an item is finished (default:
+            its output file exists); e.g. Stage 3 also checks that the file was
+            made from the item's current inputs.
 
     Returns:
         list: results of ``process`` for the items processed in this call, in order.
@@ -111,7 +128,9 @@ def run_offline_job(items: Sequence,
         for folder in {osp.dirname(output_path(item)) or '.' for item in mine[:1]}:
             if osp.isdir(folder):
                 remove_stale_temporaries(folder)
-    if resume and output_path is not None:
+    if resume and is_done is not None:
+        pending = [item for item in mine if not is_done(item)]
+    elif resume and output_path is not None:
         pending = [item for item in mine if not osp.exists(output_path(item))]
     else:
         pending = mine
@@ -152,3 +171,114 @@ def iter_chunks(items: Sequence, size: int) -> Iterable[Sequence]:
     """Consecutive slices of ``items`` of at most ``size`` elements."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+# --------------------------------------------------------------- settings records
+def digest(value: Any, length: int = 16) -> str:
+    """Short SHA-256 of a JSON-able value (dict keys sorted; tuples as lists)."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def file_digest(path: Optional[str], length: int = 16) -> Optional[str]:
+    """Short SHA-256 of a file's bytes (a checkpoint: same weights, same digest,
+    wherever the file lies); ``None`` for no file."""
+    if path is None:
+        return None
+    sha = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 22), b''):
+            sha.update(block)
+    return sha.hexdigest()[:length]
+
+
+def file_fingerprint(path: str) -> Tuple[int, int]:
+    """``(size, mtime in ns)`` of a file: changes whenever the file is rewritten."""
+    stat = os.stat(path)
+    return int(stat.st_size), int(stat.st_mtime_ns)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON reads it back (tuples become lists, ConfigDicts dicts)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _differences(previous: Any, current: Any, prefix: str = '') -> List[str]:
+    if isinstance(previous, dict) and isinstance(current, dict):
+        found = []
+        for key in sorted(set(previous) | set(current)):
+            found += _differences(previous.get(key), current.get(key),
+                                  f'{prefix}{key}.')
+        return found
+    if previous != current:
+        return [f'{prefix[:-1]}: {_short(previous)} -> {_short(current)}']
+    return []
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def read_job_settings(out_dir: str, record: str = JOB_RECORD) -> Optional[dict]:
+    """The settings recorded in a folder, or ``None`` without a record.
+
+    Raises:
+        ValueError: naming the record when it is not readable JSON.
+    """
+    path = osp.join(out_dir, record)
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as err:
+        raise ValueError(f'{path}: unreadable settings record ({err}); delete it '
+                         'only if every file of the folder is known to match the '
+                         'current settings') from err
+
+
+def check_job_settings(out_dir: str, settings: Dict[str, Any],
+                       record: str = JOB_RECORD,
+                       outputs: Optional[Callable[[str], bool]] = None) -> None:
+    """Record the settings an output folder is made with; refuse other settings.
+
+    Every offline job whose outputs depend on settings (checkpoint, scales,
+    flip, the model config, input folders) calls this before writing. The first
+    run writes ``<out_dir>/<record>``; a later run (resume, or a rerun into the
+    same folder) must have the same settings, otherwise the files already there
+    would be kept although they were made differently.
+
+    Args:
+        out_dir: the job's output folder.
+        settings: JSON-able settings (compared after a JSON round trip).
+        record: file name of the record.
+        outputs: which file names count as outputs when the folder has no record
+            (default: any file but the record and temporaries); such legacy
+            outputs are kept with a warning.
+
+    Raises:
+        ValueError: naming the record and each setting that differs.
+    """
+    current = _plain(settings)
+    path = osp.join(out_dir, record)
+    previous = read_job_settings(out_dir, record)
+    if previous is not None:
+        if previous != current:
+            changes = _differences(previous, current) or ['(layout of the record)']
+            raise ValueError(
+                f'{path}: the files in {out_dir} were made with other settings '
+                f'({"; ".join(changes)}); write to another output folder, or '
+                f'delete {out_dir} to remake them all')
+        return
+    if osp.isdir(out_dir):
+        is_output = outputs or (lambda name: name != record
+                                and not name.startswith('.tmp-'))
+        legacy = [name for name in os.listdir(out_dir) if is_output(name)]
+        if legacy:
+            warnings.warn(
+                f'{out_dir} holds {len(legacy)} files but no {record} (made by an '
+                'older version): they are kept and assumed to match the current '
+                'settings', stacklevel=2)
+    if get_dist_info()[0] == 0:
+        save_text(path, json.dumps(current, indent=1, sort_keys=True) + '\n')

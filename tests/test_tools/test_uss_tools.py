@@ -111,7 +111,7 @@ def test_knn_train_export_eval(tmp_path, monkeypatch, repo_root):
     run_tool(repo_root, 'tools/uss/extract_features.py', config, checkpoint, '--out',
              out, monkeypatch=monkeypatch)
     files = sorted(os.listdir(out))
-    assert files == [stem + '.npy' for stem in stems[:4]]
+    assert files == [stem + '.npy' for stem in stems[:4]] + ['job_settings.json']
     exported = np.load(osp.join(out, files[0]))
     assert exported.dtype == np.float16 and exported.shape == (5, 4, 4)
 

@@ -6,7 +6,8 @@
 
 Multi-GPU: ``tools/cam/dist_generate_cams.sh CONFIG CHECKPOINT N --out DIR`` (torchrun
 with ``--launcher pytorch``; each rank takes every N-th image). Rerunning skips
-finished images.
+finished images; a rerun into the same ``--out`` with another checkpoint, other
+scales, flip or config is refused (``<out>/job_settings.json``).
 """
 import argparse
 
@@ -17,6 +18,7 @@ from mars_mm.apis.launch import (
     init_offline_distributed,
     load_config,
     parse_job_args,
+    positive_float,
 )
 from mars_mm.core.multiscale import DEFAULT_SCALES
 
@@ -28,7 +30,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', required=True, help='output folder of <stem>.npz')
     parser.add_argument('--split', default='train', choices=('train', 'val', 'test'),
                         help='which <split>_dataloader dataset to export')
-    parser.add_argument('--scales', type=float, nargs='+', default=DEFAULT_SCALES)
+    parser.add_argument('--scales', type=positive_float, nargs='+',
+                        default=DEFAULT_SCALES, help='resize factors (> 0)')
     parser.add_argument('--no-flip', action='store_true',
                         help='skip the mirrored images')
     parser.add_argument('--max-batch', type=int, default=None,

@@ -20,6 +20,7 @@ from mars_mm.apis.launch import (
     init_offline_distributed,
     load_config,
     parse_job_args,
+    positive_float,
 )
 from mars_mm.apis.uss import extract_embeddings
 from mars_mm.core.multiscale import DEFAULT_SCALES
@@ -33,7 +34,7 @@ def parse_args() -> argparse.Namespace:
                         'nothing to train, e.g. DenseEmbedder, or --what features)')
     parser.add_argument('--out', required=True, help='output folder of <stem>.npy')
     parser.add_argument('--split', default='train', choices=('train', 'val', 'test'))
-    parser.add_argument('--scales', type=float, nargs='+',
+    parser.add_argument('--scales', type=positive_float, nargs='+',
                         help='export scales (default: the config\'s export.scales, '
                         f'else {list(DEFAULT_SCALES)})')
     parser.add_argument('--no-flip', action='store_true',
