@@ -12,7 +12,10 @@ Inputs (one per image, ``<stem>`` shared):
 Outputs in the work dir:
 
 * ``centroids/<stem>.npz``: pass 1's centroids of one image, ``class_ids (T_i,)``,
-  ``vectors (T_i, D)`` float32, ``sizes (T_i,)`` (:func:`save_image_centroids`);
+  ``vectors (T_i, D)`` float32, ``sizes (T_i,)`` and ``inputs (4,)`` int64, the
+  size and modification time (ns) of the pseudo label and the embedding it was
+  made from (:func:`save_image_centroids`): a rerun recomputes the file when an
+  input changed since;
 * ``centroid_vectors.npy``: all centroid vectors of the dataset, ``(T, D)`` float32
   in pass order, streamed in and out in chunks (:func:`npy_from_raw`,
   :func:`read_npy_chunks`), so memory stays flat whatever N;
@@ -40,6 +43,7 @@ alpha, k_fg, k_bg   scalars                     the parameters used
 """
 import os
 import os.path as osp
+import zipfile
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
@@ -92,7 +96,7 @@ def load_embedding(path: str, image_size: Optional[Sequence[int]] = None,
         raise FileNotFoundError(f'embedding file not found: {path}')
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         raise ValueError(f'{path}: cannot read embedding ({err})') from err
     if array.ndim != 3 or not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f'{path}: an embedding must be a float (D, h, w) array, got '
@@ -109,17 +113,51 @@ def load_embedding(path: str, image_size: Optional[Sequence[int]] = None,
 
 
 # ------------------------------------------------------------ per-image centroids
-def save_image_centroids(path: str, centroids: ImageCentroids) -> None:
-    """Write one image's centroids (atomically: a killed run leaves no half file)."""
+#: What can go wrong reading an ``.npz`` (a truncated file is no zip archive).
+NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError,
+              zipfile.BadZipFile)
+
+
+def save_image_centroids(path: str, centroids: ImageCentroids,
+                         inputs: Optional[Sequence[int]] = None) -> None:
+    """Write one image's centroids (atomically: a killed run leaves no half file).
+
+    Args:
+        inputs: fingerprint of the files they were made from (see the module
+            docstring); stored as ``inputs``.
+    """
+    extra = {} if inputs is None else dict(inputs=np.asarray(inputs, np.int64))
     save_with(path, lambda tmp: np.savez(tmp, class_ids=centroids.class_ids,
                                          vectors=centroids.vectors,
-                                         sizes=centroids.sizes))
+                                         sizes=centroids.sizes, **extra))
 
 
 def load_image_centroids(path: str) -> ImageCentroids:
-    """Read a file of :func:`save_image_centroids` (arrays as stored)."""
-    with np.load(path) as data:
-        return ImageCentroids(data['class_ids'], data['vectors'], data['sizes'])
+    """Read a file of :func:`save_image_centroids` (arrays as stored).
+
+    Raises:
+        ValueError: naming ``path`` when it is truncated or not such a file.
+    """
+    try:
+        with open(path, 'rb') as handle, np.load(handle) as data:
+            return ImageCentroids(data['class_ids'], data['vectors'], data['sizes'])
+    except NPZ_ERRORS as err:
+        raise ValueError(f'{path}: cannot read a centroid file ({type(err).__name__}:'
+                         f' {err})') from err
+
+
+def image_centroid_inputs(path: str) -> Optional[np.ndarray]:
+    """The ``inputs`` fingerprint of a per-image centroid file (None if absent).
+
+    Raises:
+        ValueError: naming ``path`` when it cannot be read.
+    """
+    try:
+        with open(path, 'rb') as handle, np.load(handle) as data:
+            return data['inputs'].copy() if 'inputs' in data.files else None
+    except NPZ_ERRORS as err:
+        raise ValueError(f'{path}: cannot read a centroid file ({type(err).__name__}:'
+                         f' {err})') from err
 
 
 # ------------------------------------------------------------- centroid vectors
@@ -181,14 +219,20 @@ def load_centroid_file(path: str) -> Dict[str, Optional[np.ndarray]]:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'centroid file not found: {path}')
-    with np.load(path) as data:
-        missing = {'debiased', 'debiased_valid', 'embedding_mean'} - set(data.files)
-        if missing:
-            raise ValueError(f'{path}: not a MARS centroid file (missing '
-                             f'{sorted(missing)})')
-        mean = data['embedding_mean']
-        return dict(debiased=data['debiased'], debiased_valid=data['debiased_valid'],
-                    embedding_mean=mean if mean.size else None)
+    keys = ('debiased', 'debiased_valid', 'embedding_mean')
+    try:
+        with open(path, 'rb') as handle, np.load(handle) as data:
+            arrays = {key: data[key] for key in keys if key in data.files}
+    except NPZ_ERRORS as err:
+        raise ValueError(f'{path}: cannot read the centroid file '
+                         f'({type(err).__name__}: {err})') from err
+    missing = set(keys) - set(arrays)
+    if missing:
+        raise ValueError(f'{path}: not a MARS centroid file (missing '
+                         f'{sorted(missing)})')
+    mean = arrays['embedding_mean']
+    return dict(debiased=arrays['debiased'], debiased_valid=arrays['debiased_valid'],
+                embedding_mean=mean if mean.size else None)
 
 
 def load_centroid_summary(path: str) -> Dict[str, np.ndarray]:

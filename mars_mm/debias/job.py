@@ -12,6 +12,7 @@ from mars_mm.debias.passes import (
     compute_centroids,
     embedding_mean,
     merge_centroids,
+    pass1_ready,
     write_debiased_labels,
 )
 from mars_mm.debias.report import bias_report
@@ -42,7 +43,10 @@ def debias_pseudo_labels(samples: Sequence[Sample], settings: DebiasSettings,
         else None
     compute_centroids(samples, settings, mean, resume=resume)
     started = time.time()
-    sync_after([settings.image_centroid_path(stem) for stem in stems])
+    by_path = {settings.image_centroid_path(sample.stem): sample
+               for sample in samples}
+    sync_after(list(by_path), ready=lambda path: pass1_ready(path, by_path,
+                                                             settings))
     if rank == 0:
         merge_centroids(stems, settings, mean)
     # (1 s of slack: file times use a coarser clock than time.time())

@@ -13,19 +13,32 @@
   ``<work>/labels/`` through :func:`mars_mm.utils.offline.run_offline_job` (sharded,
   atomic, resumable).
 
+Resuming never reuses an output made from other inputs: the settings of pass 1
+are recorded (``pass1_params.json``; other settings are refused), each per-image
+centroid file records the size and modification time of the pseudo label and
+embedding it was made from and is recomputed (with a warning) when they changed,
+the mean and its per-rank sums carry a digest of the embeddings' fingerprints, and
+the labels of pass 2 are deleted and remade (with a warning) when the centroids,
+the refinement or any image's inputs changed (``pass2_inputs.json``). The merge
+starts by removing the temporaries a killed merge left in the work dir.
+
 The maths are the plain functions of :mod:`mars_mm.core.debias`; the files are those
 of :mod:`mars_mm.debias.formats`; :mod:`mars_mm.debias.job` runs the passes in order.
 """
+import glob
 import json
+import os
 import os.path as osp
+import warnings
 from functools import partial
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from mars_mm.core import debias as core
 from mars_mm.debias.formats import (
+    image_centroid_inputs,
     load_centroid_file,
     load_embedding,
     load_image_centroids,
@@ -45,7 +58,14 @@ from mars_mm.utils.io import (
     save_text,
     save_with,
 )
-from mars_mm.utils.offline import get_dist_info, run_offline_job
+from mars_mm.utils.offline import (
+    check_job_settings,
+    digest,
+    file_fingerprint,
+    get_dist_info,
+    read_job_settings,
+    run_offline_job,
+)
 
 
 def resolve_tags(sample: Sample, label: np.ndarray, tag_source: str,
@@ -75,64 +95,119 @@ def resolve_tags(sample: Sample, label: np.ndarray, tag_source: str,
 
 
 # ------------------------------------------------------------------ pass 0: centring
+def _embedding_inputs(samples: Sequence[Sample], settings: DebiasSettings) -> str:
+    """Digest of every embedding's (size, modification time): changes whenever
+    an embedding file is rewritten."""
+    return digest([(sample.stem,) + file_fingerprint(settings.embedding_path(
+        sample.stem)) for sample in samples if osp.isfile(
+            settings.embedding_path(sample.stem))])
+
+
+def _mean_ready(settings: DebiasSettings, inputs: str) -> bool:
+    record = read_job_settings(settings.work_dir, 'embedding_mean.json')
+    return osp.exists(settings.mean_file) and record == dict(inputs=inputs)
+
+
 def embedding_mean(samples: Sequence[Sample], settings: DebiasSettings) -> np.ndarray:
     """Pass 0: pixel mean of the raw embeddings over the split (``(D,)`` float32).
 
-    Every rank sums its shard into ``embedding_sum/rank<r>-of-<w>.npz``; rank 0
-    merges into ``embedding_mean.npy`` (reused on resume).
+    Every rank sums its shard into ``embedding_sum/rank<r>-of-<w>-<inputs>.npz``;
+    rank 0 merges into ``embedding_mean.npy`` (reused on resume while the
+    embeddings' fingerprints, ``embedding_mean.json``, are unchanged).
+
+    Raises:
+        ValueError: naming the embedding whose dimension differs from the others'.
     """
-    if osp.exists(settings.mean_file):
+    inputs = _embedding_inputs(samples, settings)
+    if _mean_ready(settings, inputs):
         return np.load(settings.mean_file)
     rank, world_size = get_dist_info()
     sum_dir = osp.join(settings.work_dir, 'embedding_sum')
-    mine = osp.join(sum_dir, f'rank{rank}-of-{world_size}.npz')
-    if not osp.exists(mine):
-        total, count = None, 0
+    parts = [osp.join(sum_dir, f'rank{r}-of-{world_size}-{inputs}.npz')
+             for r in range(world_size)]
+    if not osp.exists(parts[rank]):
+        total, count, first = None, 0, None
         for sample in samples[rank::world_size]:
-            array = load_embedding(settings.embedding_path(sample.stem), stride=None)
+            path = settings.embedding_path(sample.stem)
+            array = load_embedding(path, stride=None)
+            if first is not None and array.shape[0] != first[1]:
+                raise ValueError(
+                    f'{path}: embedding with {array.shape[0]} channels, but '
+                    f'{first[0]} has {first[1]}: the embeddings of '
+                    f'{settings.embedding_dir} must share one dimension')
+            first = first or (path, array.shape[0])
             flat = array.reshape(array.shape[0], -1).astype(np.float64)
             total = flat.sum(axis=1) if total is None else total + flat.sum(axis=1)
             count += flat.shape[1]
         if total is None:
             raise ValueError(f'rank {rank}: no embedding to average')
-        save_with(mine, lambda tmp: np.savez(tmp, total=total, count=count))
-    parts = [osp.join(sum_dir, f'rank{r}-of-{world_size}.npz')
-             for r in range(world_size)]
+        save_with(parts[rank], lambda tmp: np.savez(
+            tmp, total=total, count=count, first=str(first[0])))
     sync_after(parts)
     if rank == 0:
         totals = [np.load(path) for path in parts]
+        dims = {len(part['total']) for part in totals}
+        if len(dims) > 1:
+            examples = ', '.join(f'{part["first"]} ({len(part["total"])})'
+                                 for part in totals)
+            raise ValueError(f'the embeddings of {settings.embedding_dir} differ in '
+                             f'dimension across ranks: {examples}')
         mean = sum(part['total'] for part in totals) / sum(
             int(part['count']) for part in totals)
         save_with(settings.mean_file,
                   lambda tmp: np.save(tmp, mean.astype(np.float32)))
-    sync_after([settings.mean_file])
+        save_text(osp.join(settings.work_dir, 'embedding_mean.json'),
+                  json.dumps(dict(inputs=inputs)))
+        for stale in glob.glob(osp.join(sum_dir, 'rank*.npz')):
+            if stale not in parts:
+                os.remove(stale)
+    sync_after([settings.mean_file], ready=lambda _: _mean_ready(settings, inputs))
     return np.load(settings.mean_file)
 
 
 # ----------------------------------------------------------------- pass 1: centroids
 def _check_pass1_params(settings: DebiasSettings) -> None:
     """Refuse to resume pass 1 with settings other than those of its files."""
-    path = osp.join(settings.work_dir, 'pass1_params.json')
-    params = settings.pass1_params()
-    if osp.exists(path):
-        with open(path) as file:
-            previous = json.load(file)
-        if previous != params:
-            raise ValueError(
-                f'{path}: the centroid files in {settings.work_dir} were made with '
-                f'{previous}, not {params}; use another work dir or delete '
-                f'{osp.join(settings.work_dir, "centroids")}')
-        return
-    if get_dist_info()[0] == 0:
-        save_text(path, json.dumps(params, indent=1))
+    check_job_settings(settings.work_dir, settings.pass1_params(),
+                       record='pass1_params.json',
+                       outputs=lambda name: name == 'centroids')
+
+
+def image_inputs(sample: Sample, settings: DebiasSettings) -> List[int]:
+    """Fingerprint of the files a per-image centroid file is made from: size and
+    modification time (ns) of the pseudo label and of the embedding."""
+    return list(file_fingerprint(settings.label_path(sample.stem))
+                + file_fingerprint(settings.embedding_path(sample.stem)))
+
+
+def _pass1_state(sample: Sample, settings: DebiasSettings) -> Optional[str]:
+    """None if the image's centroid file is done, else why it must be (re)made."""
+    path = settings.image_centroid_path(sample.stem)
+    if not osp.exists(path):
+        return 'missing'
+    try:
+        recorded = image_centroid_inputs(path)
+    except ValueError as err:
+        return str(err)
+    try:
+        current = image_inputs(sample, settings)
+    except FileNotFoundError:
+        return None  # the input is gone: computing will name it
+    if recorded is None or recorded.tolist() != current:
+        return (f'{path} was made from other inputs (the pseudo label or the '
+                'embedding changed since)')
+    return None
 
 
 def centroids_of_image(sample: Sample, settings: DebiasSettings,
                        mean: Optional[np.ndarray]) -> core.ImageCentroids:
     """Step 1 for one image, read from its files."""
     label = load_pseudo_label(settings.label_path(sample.stem), settings.num_classes)
+    check_label_size(sample, settings, label)
     embedding = load_embedding(settings.embedding_path(sample.stem), label.shape,
                                settings.embedding_stride)
+    check_dimension(settings.embedding_path(sample.stem), embedding, mean,
+                    'the dataset mean embedding')
     unit = core.normalise_embedding(torch.as_tensor(embedding).to(settings.device),
                                     mean)
     grid = core.resize_label_to_grid(label, embedding.shape[1:])
@@ -140,10 +215,38 @@ def centroids_of_image(sample: Sample, settings: DebiasSettings,
                                 settings.kmeans_iters, settings.seed)
 
 
+def check_label_size(sample: Sample, settings: DebiasSettings,
+                     label: np.ndarray) -> None:
+    """Raise naming the pseudo label when its size differs from its image's."""
+    if not sample.img_path or not osp.isfile(sample.img_path):
+        return
+    from PIL import Image
+    with Image.open(sample.img_path) as image:
+        size = (image.height, image.width)
+    if tuple(label.shape) != size:
+        raise ValueError(f'{settings.label_path(sample.stem)}: pseudo label of size '
+                         f'{tuple(label.shape)}, but its image {sample.img_path} is '
+                         f'{size}')
+
+
+def check_dimension(path: str, embedding: np.ndarray,
+                    reference: Optional[np.ndarray], what: str) -> None:
+    """Raise naming the embedding when its channels differ from ``reference``'s
+    last dimension (the dataset mean, the debiased centroids)."""
+    if reference is None:
+        return
+    dim = np.asarray(reference).shape[-1]
+    if embedding.shape[0] != dim:
+        raise ValueError(f'{path}: embedding with {embedding.shape[0]} channels, but '
+                         f'{what} has {dim}: the embeddings must share one '
+                         'dimension')
+
+
 def _write_image_centroids(sample: Sample, settings: DebiasSettings,
                            mean: Optional[np.ndarray]) -> None:
+    inputs = image_inputs(sample, settings)
     save_image_centroids(settings.image_centroid_path(sample.stem),
-                         centroids_of_image(sample, settings, mean))
+                         centroids_of_image(sample, settings, mean), inputs)
 
 
 def compute_centroids(samples: Sequence[Sample], settings: DebiasSettings,
@@ -154,11 +257,28 @@ def compute_centroids(samples: Sequence[Sample], settings: DebiasSettings,
     worker still holds one image at a time.
     """
     _check_pass1_params(settings)
+    redo = []
+
+    def done(sample: Sample) -> bool:
+        state = _pass1_state(sample, settings)
+        if state not in (None, 'missing'):
+            redo.append(state)
+        return state is None
+
     run_offline_job(
         list(samples), partial(_write_image_centroids, settings=settings, mean=mean),
         output_path=lambda sample: settings.image_centroid_path(sample.stem),
         num_workers=settings.num_workers, desc='debias pass 1: centroids',
-        resume=resume, chunksize=8)
+        resume=resume, chunksize=8, is_done=done)
+    if redo:
+        warnings.warn(f'debias pass 1: recomputed {len(redo)} centroid files: '
+                      f'{"; ".join(redo[:3])}', stacklevel=2)
+
+
+def pass1_ready(path: str, samples_by_path: Dict[str, Sample],
+                settings: DebiasSettings) -> bool:
+    """Whether another rank's centroid file is done (not a stale earlier one)."""
+    return _pass1_state(samples_by_path[path], settings) is None
 
 
 # --------------------------------------------------------------------- merge (2, 3)
@@ -177,6 +297,7 @@ def merge_centroids(stems: Sequence[str], settings: DebiasSettings,
     image_index, class_ids, sizes = [], [], []
     bg_sum, bg_count, dim = None, 0, None
     raw_path = settings.vector_file + '.raw'
+    remove_merge_leftovers(settings)
     with atomic_write(raw_path, suffix='.raw') as tmp_raw:
         with open(tmp_raw, 'wb') as raw:
             for index, stem in enumerate(stems):
@@ -186,8 +307,11 @@ def merge_centroids(stems: Sequence[str], settings: DebiasSettings,
                 if dim is None and vectors.ndim == 2 and len(vectors):
                     dim = vectors.shape[1]
                 if len(vectors) and vectors.shape[1] != dim:
-                    raise ValueError(f'{path}: centroids of dimension '
-                                     f'{vectors.shape[1]}, others {dim}')
+                    raise ValueError(
+                        f'{settings.embedding_path(stem)}: embedding with '
+                        f'{vectors.shape[1]} channels (centroids {path}), the '
+                        f'earlier images have {dim}: the embeddings must share '
+                        'one dimension')
                 raw.write(np.ascontiguousarray(vectors, np.float32).tobytes())
                 image_index.append(np.full(len(ids), index, np.int64))
                 class_ids.append(ids.astype(np.int64))
@@ -232,8 +356,72 @@ def merge_centroids(stems: Sequence[str], settings: DebiasSettings,
                         else np.asarray(mean, np.float32)),
         alpha=np.float64(settings.alpha), k_fg=np.int64(settings.k_fg),
         k_bg=np.int64(settings.k_bg))
+    # before the new centroid file exists (other ranks wait for it): labels made
+    # from other centroids or inputs must not be resumed
+    invalidate_pass2(stems, settings, arrays)
     save_centroid_file(settings.centroid_file, arrays)
     return arrays
+
+
+def remove_merge_leftovers(settings: DebiasSettings) -> int:
+    """Temporaries a merge killed midway left in the work dir (rank 0, while the
+    other ranks wait for the merge)."""
+    leftovers = glob.glob(osp.join(settings.work_dir, '.tmp-*'))
+    if osp.exists(settings.vector_file + '.raw'):
+        leftovers.append(settings.vector_file + '.raw')
+    for path in leftovers:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+    return len(leftovers)
+
+
+def pass2_inputs(stems: Sequence[str], settings: DebiasSettings,
+                 arrays: Dict[str, np.ndarray]) -> dict:
+    """What the debiased labels depend on: the centroids, the refinement and tag
+    settings, and the fingerprint of every image's files."""
+    files = []
+    for stem in stems:
+        entry = [stem]
+        for path in (settings.label_path(stem), settings.embedding_path(stem)):
+            entry += list(file_fingerprint(path)) if osp.exists(path) else [None]
+        files.append(entry)
+    centroids = digest([arrays[key].tolist() for key in (
+        'debiased', 'debiased_valid', 'embedding_mean')])
+    return dict(centroids=centroids, refinement=settings.refinement,
+                tag_source=settings.tag_source, num_classes=settings.num_classes,
+                files=digest(files))
+
+
+def invalidate_pass2(stems: Sequence[str], settings: DebiasSettings,
+                     arrays: Dict[str, np.ndarray]) -> int:
+    """Delete the debiased labels of an earlier run made from other inputs.
+
+    Returns:
+        int: the number of labels deleted (a warning says so).
+    """
+    record = osp.join(settings.work_dir, 'pass2_inputs.json')
+    current = json.loads(json.dumps(pass2_inputs(stems, settings, arrays),
+                                    sort_keys=True, default=str))
+    previous = read_job_settings(settings.work_dir, 'pass2_inputs.json')
+    label_dir = osp.dirname(settings.output_label_path('x'))
+    labels = glob.glob(osp.join(label_dir, '*' + osp.splitext(
+        settings.output_label_path('x'))[1]))
+    removed = 0
+    if previous != current and labels:
+        changed = sorted(key for key in set(current) | set(previous or {})
+                         if (previous or {}).get(key) != current.get(key))
+        for path in labels:
+            os.remove(path)
+            removed += 1
+        warnings.warn(
+            f'debias pass 2: {removed} labels in {label_dir} were made from other '
+            f'inputs ({", ".join(changed)} changed since, {record}): deleted, they '
+            'are made again', stacklevel=2)
+    if previous != current:
+        save_text(record, json.dumps(current, indent=1, sort_keys=True) + '\n')
+    return removed
 
 
 # -------------------------------------------------------------------- pass 2: labels
@@ -251,6 +439,8 @@ def debias_sample(sample: Sample, settings: DebiasSettings,
     label = load_pseudo_label(settings.label_path(sample.stem), settings.num_classes)
     embedding = load_embedding(settings.embedding_path(sample.stem), label.shape,
                                settings.embedding_stride)
+    check_dimension(settings.embedding_path(sample.stem), embedding,
+                    centroids['debiased'], 'the debiased centroids')
     refinement = core.Refinement.from_config(settings.refinement)
     image = None
     if refinement.method == 'crf':

@@ -159,3 +159,63 @@ def test_resolve_tags_from_each_source(scene):
         passes.resolve_tags(sample._replace(tags=None), label, 'img_tags', 3)
     with pytest.raises(ValueError, match='GT mask'):
         passes.resolve_tags(Sample('x', None, None), label, 'gt', 3)
+
+
+def test_sigkill_during_the_merge_resumes_to_identical_outputs(scene, tmp_path,
+                                                               repo_root):
+    """SIGKILL inside the merge (raw vectors half written, the .npy being written,
+    before the centroid file): the leftovers are removed and a rerun gives the
+    bytes of an uninterrupted run."""
+    import json
+    import subprocess
+    import sys
+    reference_dir = tmp_path / 'reference'
+    debias_pseudo_labels(scene_samples(scene), scene_settings(scene, reference_dir),
+                         report=False)
+    scene_file = osp.join(scene['root'], 'scene.json')
+    with open(scene_file, 'w') as handle:
+        json.dump(scene, handle)
+    work, out = tmp_path / 'killed', tmp_path / 'kills.json'
+    subprocess.run([sys.executable, '-m', 'tests.kill_harness', 'debias',
+                    scene['root'], str(work), str(out)], cwd=repo_root, check=True,
+                   timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    record = json.loads(out.read_text())
+    ended = {attempt['point']: attempt for attempt in record['attempts']}
+    assert all(attempt['ended'] == 'signal 9' for attempt in ended.values())
+    assert any(name.startswith('.tmp-') and name.endswith('.raw')
+               for name in ended['raw']['files'])
+    assert any(name.startswith('.tmp-') and name.endswith('.npy')
+               for name in ended['npy']['files'])
+    assert 'centroid_vectors.npy' in ended['summary']['files']
+    assert not [name for name in record['files']
+                if name.startswith('.tmp-') or name.endswith('.raw')]
+    for name in ('centroids.npz', 'centroid_vectors.npy'):
+        assert (work / name).read_bytes() == (reference_dir / name).read_bytes(), name
+    for stem in scene['stems']:
+        assert (work / 'labels' / f'{stem}.png').read_bytes() == (
+            reference_dir / 'labels' / f'{stem}.png').read_bytes()
+
+
+def test_pass1_files_of_changed_inputs_are_recomputed(scene, tmp_path):
+    """A centroid file made from an embedding that was fixed since is made again,
+    and the labels of pass 2 follow (issue 13): the outputs equal a fresh run."""
+    import shutil
+    emb = tmp_path / 'emb'
+    shutil.copytree(scene['emb'], emb)
+    stem = scene['stems'][0]
+    good = np.load(emb / f'{stem}.npy')
+    np.save(emb / f'{stem}.npy', np.ascontiguousarray(good[:, ::-1, ::-1]))
+    settings = scene_settings(scene, tmp_path / 'work', embedding_dir=str(emb))
+    debias_pseudo_labels(scene_samples(scene), settings, report=False)
+    np.save(emb / f'{stem}.npy', good)
+    with pytest.warns(UserWarning, match=rf'recomputed 1 centroid files: .*{stem}\.npz '
+                      'was made from other inputs'):
+        debias_pseudo_labels(scene_samples(scene), settings, report=False)
+    fresh = scene_settings(scene, tmp_path / 'fresh', embedding_dir=str(emb))
+    debias_pseudo_labels(scene_samples(scene), fresh, report=False)
+    reference, resumed = (_outputs(tmp_path / name, scene['stems'])
+                          for name in ('fresh', 'work'))
+    for key, value in reference[0].items():
+        np.testing.assert_array_equal(resumed[0][key], value, err_msg=key)
+    for name in scene['stems']:
+        np.testing.assert_array_equal(resumed[2][name], reference[2][name])
