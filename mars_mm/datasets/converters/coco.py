@@ -124,16 +124,11 @@ def load_instances(json_path: str) -> Tuple[List[dict], Dict[int, int], List[str
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f'{json_path}: not a COCO instances file ({err!r})') from err
     labels, class_names = category_labels(categories, json_path)
+    sizes = _check_images(images, json_path)
     by_image = defaultdict(list)
-    image_ids = {int(image['id']) for image in images}
     keep = ('id', 'category_id', 'segmentation', 'area', 'iscrowd')
     for ann in annotations:
-        if int(ann['image_id']) not in image_ids:
-            raise ValueError(f'{json_path}: annotation {ann.get("id")} names unknown '
-                             f'image {ann["image_id"]}')
-        if ann['category_id'] not in labels:
-            raise ValueError(f'{json_path}: annotation {ann.get("id")} has unknown '
-                             f'category {ann["category_id"]}')
+        _check_annotation(ann, json_path, sizes, labels)
         by_image[int(ann['image_id'])].append({key: ann[key] for key in keep
                                                if key in ann})
     items = [dict(stem=osp.splitext(image['file_name'])[0],
@@ -142,6 +137,65 @@ def load_instances(json_path: str) -> Tuple[List[dict], Dict[int, int], List[str
              for image in images]
     items.sort(key=lambda item: item['stem'])
     return items, labels, class_names
+
+
+def _check_images(images: Sequence[dict], json_path: str) -> Dict[int, tuple]:
+    """Image id -> (height, width); errors name the JSON and the image.
+
+    Two images with one ``file_name`` would write the same mask and tag entry,
+    the second silently replacing the first: an error.
+    """
+    sizes, owners = {}, {}
+    for index, image in enumerate(images):
+        missing = [key for key in ('id', 'file_name', 'height', 'width')
+                   if key not in image]
+        if missing:
+            raise ValueError(f'{json_path}: image entry {index} '
+                             f'(id {image.get("id")}) has no {", ".join(missing)}')
+        image_id, name = int(image['id']), str(image['file_name'])
+        if image_id in sizes:
+            raise ValueError(f'{json_path}: image id {image_id} is listed twice')
+        stem = osp.splitext(name)[0]
+        if stem in owners:
+            raise ValueError(
+                f'{json_path}: file name {name} is used by images {owners[stem]} '
+                f'and {image_id}; their masks and tags would overwrite each other')
+        owners[stem] = image_id
+        sizes[image_id] = (int(image['height']), int(image['width']))
+    return sizes
+
+
+def _check_annotation(ann: dict, json_path: str, sizes: Dict[int, tuple],
+                      labels: Dict[int, int]) -> None:
+    """Raise naming the JSON and the annotation when it cannot be painted."""
+    name = f'{json_path}: annotation {ann.get("id")}'
+    missing = [key for key in ('image_id', 'category_id', 'segmentation')
+               if key not in ann]
+    if missing:
+        raise ValueError(f'{name} has no {", ".join(f"`{key}`" for key in missing)}')
+    if int(ann['image_id']) not in sizes:
+        raise ValueError(f'{name} names unknown image {ann["image_id"]}')
+    if ann['category_id'] not in labels:
+        raise ValueError(f'{name} has unknown category {ann["category_id"]}')
+    segmentation = ann['segmentation']
+    if isinstance(segmentation, list):
+        for polygon in segmentation:
+            if not isinstance(polygon, list) or not all(
+                    isinstance(value, (int, float)) for value in polygon):
+                raise ValueError(f'{name}: `segmentation` must be polygons (lists of '
+                                 f'numbers), got {str(polygon)[:40]}')
+    elif isinstance(segmentation, dict):
+        if 'counts' not in segmentation or 'size' not in segmentation:
+            raise ValueError(f'{name}: an RLE `segmentation` needs `counts` and '
+                             '`size`')
+        if [int(side) for side in segmentation['size']] != list(
+                sizes[int(ann['image_id'])]):
+            raise ValueError(f'{name}: RLE of size {segmentation["size"]} for an '
+                             f'image of {list(sizes[int(ann["image_id"])])}')
+    else:
+        raise ValueError(f'{name}: `segmentation` is a {type(segmentation).__name__};'
+                         ' expected polygons (a list) or an RLE (a dict with '
+                         '`counts` and `size`)')
 
 
 def convert_item(item: dict, out_dir: str, labels: Dict[int, int]) -> int:

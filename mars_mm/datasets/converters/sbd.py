@@ -17,7 +17,13 @@ from typing import List, Optional, Sequence
 import numpy as np
 import scipy.io
 
-from mars_mm.utils.io import save_label_png, save_text, save_with
+from mars_mm.utils.io import (
+    IGNORE_INDEX,
+    load_label_png,
+    save_label_png,
+    save_text,
+    save_with,
+)
 from mars_mm.utils.offline import get_dist_info, run_offline_job
 
 from ..wsss_base import read_split_file
@@ -54,6 +60,22 @@ def read_sbd_mat(path: str) -> np.ndarray:
     return mask.astype(np.uint8)
 
 
+def check_voc_mask(path: str) -> np.ndarray:
+    """A VOC ``SegmentationClass`` mask, decoded and checked before it is copied.
+
+    Raises:
+        ValueError: naming ``path`` when it does not decode (truncated) or holds a
+        value other than 0..20 and 255.
+    """
+    mask = load_label_png(path)
+    values = np.unique(mask)
+    bad = values[(values >= VOC_NUM_CLASSES) & (values != IGNORE_INDEX)]
+    if bad.size:
+        raise ValueError(f'{path}: class values {bad.tolist()} outside '
+                         f'0..{VOC_NUM_CLASSES - 1} (and not 255)')
+    return mask
+
+
 def train_aug_stems(sbd_train: Sequence[str], sbd_val: Sequence[str],
                     voc_train: Sequence[str], voc_val: Sequence[str]) -> List[str]:
     """(SBD train + SBD val + VOC train) - VOC val, sorted."""
@@ -69,6 +91,7 @@ def convert_one(stem: str, voc_root: str, sbd_root: str, out_dir: str) -> str:
     out_path = osp.join(out_dir, f'{stem}.png')
     voc_mask = osp.join(voc_root, 'SegmentationClass', f'{stem}.png')
     if osp.isfile(voc_mask):
+        check_voc_mask(voc_mask)
         save_with(out_path, lambda tmp: shutil.copyfile(voc_mask, tmp))
         return 'voc'
     save_label_png(out_path, read_sbd_mat(osp.join(sbd_root, 'cls', f'{stem}.mat')))

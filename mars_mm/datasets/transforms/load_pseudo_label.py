@@ -19,6 +19,9 @@ def check_label(label: np.ndarray, path: str, num_classes: Optional[int],
         num_classes: classes including background (None: values not checked).
         image_shape: ``(H, W, ...)`` of the image it belongs to (None: not checked).
     """
+    if label.ndim != 2:
+        raise ValueError(f'{path}: a label map must have a single channel, got '
+                         f'shape {tuple(label.shape)}')
     if image_shape is not None and tuple(label.shape[:2]) != tuple(image_shape[:2]):
         raise ValueError(f'{path}: label size {tuple(label.shape[:2])} differs from '
                          f'the image size {tuple(image_shape[:2])}')
