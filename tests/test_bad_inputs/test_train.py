@@ -1,0 +1,186 @@
+"""tools/train.py: options, class counts, resume from broken checkpoints, labels."""
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_bad_inputs import breakers
+from tests.test_bad_inputs.harness import Case
+
+TOOL = 'train.py'
+
+
+def _train(sb, name, *extra):
+    return sb.tool(TOOL, sb.world.config(name), '--work-dir', sb.path('work'), *extra)
+
+
+def cfg_typo_top(sb):
+    return _train(sb, 'cam', '--cfg-options', 'trian_cfg.max_epochs=2')
+
+
+def cfg_typo_nested(sb):
+    return _train(sb, 'cam', '--cfg-options', 'train_cfg.max_epocs=2')
+
+
+def cfg_data_root(sb):
+    return _train(sb, 'cam', '--cfg-options', f'data_root={sb.path("nowhere")}')
+
+
+def data_root_missing(sb):
+    return _train(sb, 'cam', '--data-root', sb.path('nowhere'))
+
+
+def config_missing(sb):
+    return sb.tool(TOOL, sb.path('configs', 'nope.py'))
+
+
+def seg_too_many_classes(sb):
+    return _train(sb, 'seg', '--cfg-options', 'model.decode_head.num_classes=10',
+                  'model.auxiliary_head.num_classes=10')
+
+
+def seg_too_few_classes(sb):
+    return _train(sb, 'seg', '--cfg-options', 'model.decode_head.num_classes=5',
+                  'model.auxiliary_head.num_classes=5')
+
+
+def cam_too_few_classes(sb):
+    return _train(sb, 'cam', '--cfg-options', 'model.head.num_classes=5')
+
+
+def _seg_work(sb):
+    """A copy of the world's segmentation work dir (iter_2.pth, last_checkpoint)."""
+    work = sb.copy(osp.dirname(sb.world.seg_ckpt), 'work')
+    with open(osp.join(work, 'last_checkpoint'), 'w') as handle:
+        handle.write(osp.join(work, 'iter_2.pth'))
+    return work
+
+
+def resume_truncated_explicit(sb):
+    work = _seg_work(sb)
+    breakers.truncate(osp.join(work, 'iter_2.pth'))
+    return _train(sb, 'seg', '--resume', osp.join(work, 'iter_2.pth'),
+                  '--cfg-options', 'train_cfg.max_iters=4')
+
+
+def resume_last_truncated(sb):
+    """A kill while iter_4.pth was written: last_checkpoint names a half file."""
+    work = _seg_work(sb)
+    shutil.copy(osp.join(work, 'iter_2.pth'), osp.join(work, 'iter_4.pth'))
+    breakers.truncate(osp.join(work, 'iter_4.pth'), 0.4)
+    with open(osp.join(work, 'last_checkpoint'), 'w') as handle:
+        handle.write(osp.join(work, 'iter_4.pth'))
+    return _train(sb, 'seg', '--resume', '--cfg-options', 'train_cfg.max_iters=4')
+
+
+def resume_last_missing(sb):
+    """last_checkpoint names a checkpoint that is gone (mmengine's old order)."""
+    work = _seg_work(sb)
+    with open(osp.join(work, 'last_checkpoint'), 'w') as handle:
+        handle.write(osp.join(work, 'iter_3.pth'))
+    return _train(sb, 'seg', '--resume', '--cfg-options', 'train_cfg.max_iters=4')
+
+
+def resume_nothing_complete(sb):
+    """Only a half-written checkpoint: nothing to resume, training starts over."""
+    work = _seg_work(sb)
+    breakers.truncate(osp.join(work, 'iter_2.pth'), 0.4)
+    return _train(sb, 'seg', '--resume', '--cfg-options', 'train_cfg.max_iters=2')
+
+
+def _finished_at(iteration):
+    def check(sb, result):
+        path = sb.path('work', f'iter_{iteration}.pth')
+        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+        assert checkpoint['meta']['iter'] == iteration
+        with open(sb.path('work', 'last_checkpoint')) as handle:
+            assert handle.read().strip() == path
+    return check
+
+
+def _pseudo_copy(sb, breaker):
+    pseudo = sb.copy(sb.world.pseudo, 'pseudo')
+    stem = sb.world.train_stems()[3]
+    breaker(osp.join(pseudo, stem + '.png'))
+    config = sb.config('seg', pseudo=pseudo)
+    # 8 iterations of 2: one pass over the 16 training images
+    return sb.tool(TOOL, config, '--work-dir', sb.path('work'), '--cfg-options',
+                   'train_cfg.max_iters=8')
+
+
+def pseudo_missing(sb):
+    return _pseudo_copy(sb, os.remove)
+
+
+def pseudo_bad_value(sb):
+    return _pseudo_copy(sb, lambda path: breakers.relabel(path, 9))
+
+
+def pseudo_wrong_size(sb):
+    return _pseudo_copy(sb, breakers.resize_label)
+
+
+def pseudo_truncated(sb):
+    return _pseudo_copy(sb, breakers.truncate)
+
+
+STEM3 = '000003'
+
+CASES = [
+    Case('cfg-typo-top', TOOL, 'silent 4', '`--cfg-options trian_cfg.max_epochs=2`',
+         cfg_typo_top, 1, r"trian_cfg.*train_cfg"),
+    Case('cfg-typo-nested', TOOL, 'silent 4', '`--cfg-options train_cfg.max_epocs=2`',
+         cfg_typo_nested, 1, r"train_cfg\.max_epocs.*max_epochs"),
+    Case('cfg-data-root', TOOL, 'silent 4',
+         '`--cfg-options data_root=DIR` (DIR without a dataset)', cfg_data_root, 1,
+         r"nowhere/ImageSets/Segmentation/train\.txt"),
+    Case('data-root-missing', TOOL, 'handled', '`--data-root DIR` without a dataset',
+         data_root_missing, 1, r"nowhere/ImageSets/Segmentation/train\.txt"),
+    Case('config-missing', TOOL, 'handled', 'config file that does not exist',
+         config_missing, 1, r"nope\.py"),
+    Case('seg-too-many-classes', TOOL, 'silent 6',
+         'segmentor with 10 classes, data with 7', seg_too_many_classes, 1,
+         r"model\.decode_head\.num_classes = 10.*7 classes"),
+    Case('seg-too-few-classes', TOOL, 'unclear',
+         'segmentor with 5 classes, data with 7', seg_too_few_classes, 1,
+         r"model\.decode_head\.num_classes = 5.*7 classes"),
+    Case('cam-too-few-classes', TOOL, 'unclear',
+         'CAM classifier with 5 classes, data with 6 foreground classes',
+         cam_too_few_classes, 1, r"model\.head\.num_classes = 5.*6 foreground"),
+    Case('resume-truncated-explicit', TOOL, 'unclear',
+         '`--resume CKPT` with a truncated CKPT', resume_truncated_explicit, 1,
+         r"iter_2\.pth.*(truncated|incomplete)"),
+    Case('resume-last-truncated', TOOL, 'silent 1',
+         '`--resume` after a kill during a save: `last_checkpoint` names a half-'
+         'written iter_4.pth', resume_last_truncated, 0,
+         r"iter_4\.pth.*incomplete.*iter_2\.pth", _finished_at(4)),
+    Case('resume-last-missing', TOOL, 'silent 1',
+         '`--resume`: `last_checkpoint` names a deleted checkpoint',
+         resume_last_missing, 0, r"iter_3\.pth.*missing.*iter_2\.pth",
+         _finished_at(4)),
+    Case('resume-nothing-complete', TOOL, 'silent 1',
+         '`--resume` with only a half-written checkpoint', resume_nothing_complete, 0,
+         r"no complete checkpoint.*from scratch", _finished_at(2)),
+    Case('pseudo-missing', TOOL, 'handled', 'a pseudo label missing',
+         pseudo_missing, 1, rf"pseudo label not found.*{STEM3}\.png"),
+    Case('pseudo-bad-value', TOOL, 'handled', 'a pseudo label holding 9 (7 classes)',
+         pseudo_bad_value, 1, rf"{STEM3}\.png.*9"),
+    Case('pseudo-wrong-size', TOOL, 'handled', 'a pseudo label of 16x16 for 32x32',
+         pseudo_wrong_size, 1, rf"{STEM3}\.png.*size"),
+    Case('pseudo-truncated', TOOL, 'handled', 'a truncated pseudo label',
+         pseudo_truncated, 1, rf"{STEM3}\.png"),
+]
+
+
+@pytest.mark.parametrize('case', CASES, ids=lambda case: case.name)
+def test_bad_input(case, sandbox):
+    case.verify(sandbox, case.run(sandbox))
+
+
+def test_stem_is_in_train_split(world):
+    assert world.train_stems()[3] == STEM3
+    assert np.all([osp.isfile(osp.join(world.pseudo, s + '.png'))
+                   for s in world.train_stems()])
