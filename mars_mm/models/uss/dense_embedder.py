@@ -6,9 +6,11 @@ from torch import Tensor
 
 from mars_mm.registry import MODELS
 
+from .frozen_backbone import FrozenFeaturesMixin
+
 
 @MODELS.register_module()
-class DenseEmbedder(BaseModel):
+class DenseEmbedder(FrozenFeaturesMixin, BaseModel):
     """Data preprocessor + :class:`FrozenBackbone`; its features are the codes.
 
     For Stage 2 embeddings that are not trained (a descriptor such as
@@ -24,20 +26,7 @@ class DenseEmbedder(BaseModel):
 
     def __init__(self, backbone: dict, data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if isinstance(data_preprocessor, dict):
-            # built from mmseg's registry, so no default scope is needed
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
-
-    @property
-    def feature_stride(self) -> int:
-        """Input pixels per embedding cell."""
-        return self.backbone.feature_stride
-
-    def extract_feat(self, inputs: Tensor) -> Tensor:
-        """Features ``(B, D, h, w)`` of normalised images ``(B, 3, H, W)``."""
-        return self.backbone(inputs)
+        self.build_frozen_parts(backbone, data_preprocessor, init_cfg)
 
     def dense_codes(self, inputs: Tensor) -> Tensor:
         """The embedding: the features themselves."""

@@ -92,3 +92,32 @@ class FrozenBackbone(BaseModule):
         mean = self.feature_mean.double()
         self.feature_mean.copy_(mean + (batch_mean - mean) * count / total)
         self.feature_count.copy_(total)
+
+
+class FrozenFeaturesMixin:
+    """What every Stage 2 model built on a :class:`FrozenBackbone` shares.
+
+    A model mixes it in before its mmengine base class and calls
+    :meth:`build_frozen_parts` instead of ``super().__init__``: the data
+    preprocessor is built from mmseg's registry (so no default scope is needed) and
+    ``self.backbone`` from the backbone config.
+    """
+
+    backbone: FrozenBackbone
+
+    def build_frozen_parts(self, backbone: dict, data_preprocessor=None,
+                           init_cfg=None) -> None:
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor,  # type: ignore[call-arg]
+                         init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+
+    @property
+    def feature_stride(self) -> int:
+        """Input pixels per feature cell."""
+        return self.backbone.feature_stride
+
+    def extract_feat(self, inputs: Tensor) -> Tensor:
+        """Frozen features ``(B, C, h, w)`` of normalised images ``(B, 3, H, W)``."""
+        return self.backbone(inputs)

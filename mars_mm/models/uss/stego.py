@@ -14,9 +14,11 @@ from torch import Tensor
 from mars_mm.datasets.uss_pair_dataset import USS_ROLE_KEY
 from mars_mm.registry import MODELS
 
+from .frozen_backbone import FrozenFeaturesMixin
+
 
 @MODELS.register_module()
-class STEGO(BaseSegmentor):
+class STEGO(FrozenFeaturesMixin, BaseSegmentor):
     """Frozen backbone + :class:`STEGOHead` + evaluation probes.
 
     Modes: ``loss`` (batches from ``USSPairDataset``: correlation loss on the head,
@@ -38,11 +40,7 @@ class STEGO(BaseSegmentor):
                  data_preprocessor: OptConfigType = None,
                  train_cfg: OptConfigType = None, test_cfg: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        if isinstance(data_preprocessor, dict):
-            # built from mmseg's registry, so no default scope is needed
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
+        self.build_frozen_parts(backbone, data_preprocessor, init_cfg)
         self.head = MODELS.build(head)
         self.loss_corr = MODELS.build(loss_corr)
         self.cluster_probe = MODELS.build(cluster_probe)
@@ -50,15 +48,6 @@ class STEGO(BaseSegmentor):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         self.align_corners = False
-
-    @property
-    def feature_stride(self) -> int:
-        """Input pixels per code cell."""
-        return self.backbone.feature_stride
-
-    def extract_feat(self, inputs: Tensor) -> Tensor:
-        """Frozen features ``(B, C, h, w)``."""
-        return self.backbone(inputs)
 
     def dense_codes(self, inputs: Tensor) -> Tensor:
         """Codes ``(B, D, h, w)`` of normalised images ``(B, 3, H, W)``."""
