@@ -16,7 +16,11 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 
 from mmengine.config import Config, DictAction
 
-from mars_mm.utils.checkpoint import check_checkpoint_file, resume_checkpoint
+from mars_mm.utils.checkpoint import (
+    check_checkpoint_file,
+    checkpoint_seed,
+    resume_checkpoint,
+)
 from mars_mm.utils.compat import init_cpu_process_group, setup_cpu_distributed
 from mars_mm.utils.io import stem_of
 
@@ -268,6 +272,7 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
     ``'auto'`` trusts ``last_checkpoint`` only if the file it names is complete,
     and otherwise takes the newest complete ``epoch_N.pth``/``iter_N.pth``
     (warning about the others); without any, training starts from scratch.
+    The run's random seed becomes the checkpoint's (:func:`adopt_resumed_seed`).
 
     Raises:
         FileNotFoundError / ValueError: ``CKPT`` missing or incomplete.
@@ -278,11 +283,36 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
         cfg.load_from = resume_checkpoint(cfg.work_dir) \
             if osp.isdir(cfg.work_dir) else None
         cfg.resume = cfg.load_from is not None
+    else:
+        if '://' not in resume:  # URLs are mmengine's to fetch
+            check_checkpoint_file(resume, 'checkpoint given to --resume')
+        cfg.resume = True
+        cfg.load_from = resume
+    if cfg.resume and '://' not in cfg.load_from:
+        adopt_resumed_seed(cfg, checkpoint_seed(cfg.load_from))
+
+
+def adopt_resumed_seed(cfg: Config, seed: Optional[int]) -> None:
+    """Build the resumed run with the seed of the run it continues.
+
+    mmengine builds the train dataloader (the sampler's shuffle seed, the seeds
+    of the worker processes) with the config's seed, or a fresh random one when
+    the config sets none, and only then reads the checkpoint's seed: a resumed
+    run without a fixed seed then shuffled and augmented differently. Setting the
+    seed before the Runner exists makes every consumer use the resumed one.
+    """
+    if seed is None:
         return
-    if '://' not in resume:  # URLs are mmengine's to fetch
-        check_checkpoint_file(resume, 'checkpoint given to --resume')
-    cfg.resume = True
-    cfg.load_from = resume
+    randomness = dict(cfg.get('randomness', None) or {})
+    current = randomness.get('seed')
+    if current is not None and current != seed:
+        warnings.warn(f'--resume: the checkpoint {cfg.load_from} was trained with '
+                      f'randomness.seed={seed}, the config sets {current}; the '
+                      'checkpoint\'s seed is used (as mmengine does after loading '
+                      'it) so that the run continues its own random stream',
+                      stacklevel=2)
+    randomness['seed'] = seed
+    cfg.randomness = randomness
 
 
 # ------------------------------------------------------------------ class counts

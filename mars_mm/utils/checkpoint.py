@@ -128,6 +128,22 @@ def resume_checkpoint(work_dir: str) -> Optional[str]:
     return path
 
 
+def checkpoint_seed(path: str) -> Optional[int]:
+    """The random seed an mmengine checkpoint was trained with (``meta.seed``),
+    or None. The file is memory-mapped: the weights are not read."""
+    import torch
+    with open(path, 'rb') as handle:
+        zipped = handle.read(4) == b'PK\x03\x04'  # the legacy format cannot be mapped
+    try:
+        checkpoint = torch.load(path, map_location='cpu', mmap=zipped,
+                                weights_only=False)
+    except Exception as err:  # torch raises many types for broken files
+        raise ValueError(f'{path}: cannot load checkpoint ({err})') from err
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    seed = meta.get('seed') if isinstance(meta, dict) else None
+    return None if seed is None else int(seed)
+
+
 def load_checkpoint_file(path: str) -> Dict[str, Any]:
     """Load a checkpoint on the CPU, naming the file if it cannot be read."""
     import torch

@@ -89,7 +89,7 @@ def _data_roots(node):
 
 def test_data_root_reaches_every_dataloader(repo_root):
     """``--data-root`` changes the copies of data_root inside every dataloader
-    (including wrapped datasets), where ``--cfg-options data_root=`` would not."""
+    (including wrapped datasets), and so does ``--cfg-options data_root=``."""
     from mars_mm.apis.launch import load_config
     for config in ('configs/cam/cam_plain7-d8_1xb16-30e_planted-128x128.py',
                    'configs/uss/stego_vit-t8-rand_1xb8-1k_planted-128x128.py',
@@ -99,8 +99,9 @@ def test_data_root_reaches_every_dataloader(repo_root):
                  for root in _data_roots(cfg[key])]
         assert roots and set(roots) == {'/elsewhere'}, (config, roots)
         assert cfg.data_root == '/elsewhere'
-    # what --data-root exists for: the plain option misses the dataloaders
+    # the plain option used to change only the variable the dataloaders had
+    # copied; it now does what --data-root does (issue 13)
     plain = load_config(osp.join(
         repo_root, 'configs/cam/cam_plain7-d8_1xb16-30e_planted-128x128.py'),
         cfg_options=dict(data_root='/elsewhere'))
-    assert plain.train_dataloader.dataset.data_root != '/elsewhere'
+    assert plain.train_dataloader.dataset.data_root == '/elsewhere'

@@ -147,6 +147,45 @@ def test_resumed_training_is_bit_identical(repo_root, tiny_voc, tmp_path, loop):
                for key, value in expected.items())
 
 
+def test_resume_continues_the_seed_of_an_unseeded_run(repo_root, tiny_voc, tmp_path,
+                                                      monkeypatch):
+    """No fixed seed, a shuffling sampler and worker processes: mmengine builds
+    the sampler and the workers with a fresh random seed before it reads the
+    checkpoint's, so the resumed run shuffled and augmented differently.
+    ``--resume`` now builds it with the checkpoint's seed: resuming from the
+    epoch-2 checkpoint of a run gives that run's final weights, bit for bit."""
+    import shutil
+
+    from mars_mm.apis import launch
+    options = {'train_cfg': dict(_delete_=True, type='EpochBasedTrainLoop',
+                                 max_epochs=4, val_interval=4),
+               'train_dataloader.sampler': dict(type='DefaultSampler', shuffle=True),
+               'train_dataloader.num_workers': 2,
+               'train_dataloader.persistent_workers': False,
+               'randomness': dict(_delete_=True, seed=None),
+               'default_hooks.checkpoint': dict(by_epoch=True, interval=1,
+                                                max_keep_ckpts=-1),
+               'log_processor': dict(by_epoch=True)}
+
+    def resume_from_epoch_2(work):
+        (tmp_path / work).mkdir()
+        shutil.copy(tmp_path / 'straight' / 'epoch_2.pth', tmp_path / work)
+        return _train(_config(repo_root, tiny_voc, tmp_path / work, total=8,
+                              **options), resume='auto').model.state_dict()
+
+    expected = _train(_config(repo_root, tiny_voc, tmp_path / 'straight', total=8,
+                              **options)).model.state_dict()
+    resumed = resume_from_epoch_2('resumed')
+    for key, value in expected.items():
+        assert torch.equal(resumed[key], value), key
+
+    # control: resumed with the fresh seed mmengine would use
+    monkeypatch.setattr(launch, 'adopt_resumed_seed', lambda cfg, seed: None)
+    control = resume_from_epoch_2('control')
+    assert any(not torch.equal(control[key], value)
+               for key, value in expected.items())
+
+
 @pytest.mark.slow  # 20 SIGKILLs and 21 resumed runs: ~80 s on a busy 2-core machine
 def test_twenty_sigkills_resume_from_the_newest_complete_checkpoint(
         repo_root, tiny_voc, tmp_path):
