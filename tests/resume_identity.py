@@ -1,7 +1,7 @@
 """Measure how far a resumed training run is from one that never stopped.
 
     python -m tests.resume_identity WORK_DIR [--config CONFIG] [--epochs 2]
-        [--num-train 16 --num-val 8]
+        [--num-train 16 --num-val 8] [--variants config workers main]
 
 On a planted dataset generated in ``WORK_DIR/data`` (the 24-image set of issue
 13 by default), the config is trained for ``--epochs`` epochs straight, and again
@@ -61,13 +61,14 @@ def _weights(path):
     return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
 
 
-def measure(root, config, epochs, num_train, num_val):
+def measure(root, config, epochs, num_train, num_val, variants=tuple(VARIANTS)):
     from mars_mm.datasets.generators.planted_bias import generate_planted_bias
     data = osp.join(root, 'data')
     if not osp.isdir(data):
         generate_planted_bias(data, num_train=num_train, num_val=num_val)
     results = {}
-    for name, extra in VARIANTS.items():
+    for name in variants:
+        extra = VARIANTS[name]
         straight = osp.join(root, name, 'straight')
         resumed = osp.join(root, name, 'resumed')
         _train(config, data, straight, epochs, epochs, extra)
@@ -97,8 +98,11 @@ def main() -> None:
     parser.add_argument('--epochs', type=int, default=2)
     parser.add_argument('--num-train', type=int, default=16)
     parser.add_argument('--num-val', type=int, default=8)
+    parser.add_argument('--variants', nargs='+', choices=tuple(VARIANTS),
+                        default=tuple(VARIANTS))
     args = parser.parse_args()
-    measure(args.work_dir, args.config, args.epochs, args.num_train, args.num_val)
+    measure(args.work_dir, args.config, args.epochs, args.num_train, args.num_val,
+            args.variants)
 
 
 if __name__ == '__main__':

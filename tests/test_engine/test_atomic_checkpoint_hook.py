@@ -186,6 +186,38 @@ def test_resume_continues_the_seed_of_an_unseeded_run(repo_root, tiny_voc, tmp_p
                for key, value in expected.items())
 
 
+def test_resume_with_persistent_workers_is_bit_identical(repo_root, tiny_voc,
+                                                         tmp_path):
+    """Persistent dataloader workers keep random streams no checkpoint holds; in
+    an epoch-based loop the hook replays the finished epochs' data loading so
+    they continue as if never stopped. The control (no replay) differs."""
+    import shutil
+    options = {'train_cfg': dict(_delete_=True, type='EpochBasedTrainLoop',
+                                 max_epochs=4, val_interval=4),
+               'train_dataloader.sampler': dict(type='DefaultSampler', shuffle=True),
+               'train_dataloader.num_workers': 2,
+               'train_dataloader.persistent_workers': True,
+               'default_hooks.checkpoint': dict(by_epoch=True, interval=1,
+                                                max_keep_ckpts=-1),
+               'log_processor': dict(by_epoch=True)}
+
+    def resume_from_epoch_2(work, **hook):
+        (tmp_path / work).mkdir()
+        shutil.copy(tmp_path / 'straight' / 'epoch_2.pth', tmp_path / work)
+        cfg = _config(repo_root, tiny_voc, tmp_path / work, total=8, **options)
+        cfg.default_hooks.checkpoint.update(hook)
+        return _train(cfg, resume='auto').model.state_dict()
+
+    expected = _train(_config(repo_root, tiny_voc, tmp_path / 'straight', total=8,
+                              **options)).model.state_dict()
+    resumed = resume_from_epoch_2('resumed')
+    for key, value in expected.items():
+        assert torch.equal(resumed[key], value), key
+    control = resume_from_epoch_2('control', replay_persistent_workers=False)
+    assert any(not torch.equal(control[key], value)
+               for key, value in expected.items())
+
+
 @pytest.mark.slow  # 20 SIGKILLs and 21 resumed runs: ~80 s on a busy 2-core machine
 def test_twenty_sigkills_resume_from_the_newest_complete_checkpoint(
         repo_root, tiny_voc, tmp_path):

@@ -25,10 +25,14 @@ process (``rng_state``: Python, NumPy, torch CPU and CUDA). On ``--resume`` they
 are restored right before the first batch is drawn (after mmengine's replay of
 the batches an iteration-based loop has already seen), and validation is made
 neutral for the training stream (its random draws are undone), so a resumed run
-draws the same random numbers as one that never stopped. What cannot be restored
-is the state of dataloader worker processes that persist across epochs
-(``persistent_workers=True`` with ``num_workers > 0`` in an epoch-based loop):
-their augmentation streams restart after a resume. See
+draws the same random numbers as one that never stopped. Dataloader worker
+processes that persist across epochs (``persistent_workers=True`` with
+``num_workers > 0``) hold random streams of their own that no checkpoint can
+capture: an iteration-based loop replays its batches anyway (mmengine), and for
+an epoch-based loop this hook replays the data loading of the finished epochs
+(no forward pass) before the first resumed one, so the workers continue where
+the interrupted run's workers were (``replay_persistent_workers=False`` skips
+that, at the price of other augmentations after a resume). See
 ``docs/en/reliability.md``, "Checkpoints and resuming".
 """
 import glob
@@ -36,6 +40,7 @@ import os
 import os.path as osp
 import random
 import re
+import time
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional
 
@@ -131,10 +136,19 @@ class AtomicCheckpointHook(CheckpointHook):
     ``default_hooks.checkpoint``, and ``tools/train.py`` puts it in place of a
     plain ``CheckpointHook`` in any config. Checkpoints outside the local file
     system (``backend_args`` of a remote backend) are saved as mmengine saves them.
+
+    Args:
+        replay_persistent_workers: on resuming an epoch-based loop whose train
+            dataloader keeps persistent workers, load the data of the finished
+            epochs again (without training on it) so that the workers' random
+            streams continue as if never interrupted. It costs the data loading
+            of those epochs; False resumes at once, with other augmentations.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, replay_persistent_workers: bool = True,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.replay_persistent_workers = replay_persistent_workers
         self._pending: List[str] = []
         self._resumed_rng: Optional[Dict[str, Any]] = None
         self._val_rng: Optional[Dict[str, Any]] = None
@@ -257,7 +271,37 @@ class AtomicCheckpointHook(CheckpointHook):
                 loop.dataloader_iterator, runner.iter,
                 partial(restore_rng_state, state))
         else:
+            # the replay creates the loader's iterator, which draws a seed from
+            # the main process's generator: restore after it, as the
+            # uninterrupted run drew that seed before the saved state
+            self._replay_worker_epochs(runner)
             restore_rng_state(state)
+
+    def _replay_worker_epochs(self, runner) -> None:
+        """Load (and discard) the data of the finished epochs through persistent
+        workers, each epoch with its sampler order, so that their random
+        streams are where the uninterrupted run's were."""
+        loader = runner.train_loop.dataloader
+        if not (self.replay_persistent_workers and runner.epoch > 0
+                and getattr(loader, 'persistent_workers', False)
+                and getattr(loader, 'num_workers', 0) > 0):
+            return
+        sampler = getattr(loader, 'sampler', None)
+        if not hasattr(sampler, 'set_epoch'):
+            sampler = getattr(getattr(loader, 'batch_sampler', None), 'sampler',
+                              None)
+        start = time.perf_counter()
+        for epoch in range(runner.epoch):
+            if hasattr(sampler, 'set_epoch'):
+                sampler.set_epoch(epoch)  # as DistSamplerSeedHook did then
+            for _ in loader:
+                pass
+        if hasattr(sampler, 'set_epoch'):
+            sampler.set_epoch(runner.epoch)
+        runner.logger.info(
+            f'Replayed the data loading of {runner.epoch} epochs in '
+            f'{time.perf_counter() - start:.1f} s so that the persistent dataloader '
+            'workers continue their random streams (replay_persistent_workers)')
 
     def before_val(self, runner) -> None:
         self._val_rng = capture_rng_state() if self._training(runner) else None
