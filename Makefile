@@ -18,13 +18,29 @@ DEMO_ARGS += --work-dir work_dirs/demo_quick --cfg-options \
 	seg_mars.schedule.max_iters=10
 endif
 
-.PHONY: install test test-all lint demo clean-venv
+.PHONY: install install-low test test-all lint demo clean-venv gpu-check
 
 install: $(STAMP)
 
 $(STAMP): $(REQS)
 	bash tools/install_cpu.sh $(VENV) $(PYTHON)
 	touch $(STAMP)
+
+## The low end of the declared ranges (torch 2.1, numpy 1.26, full mmcv 2.1.0 with
+## compiled ops, pinned by requirements/constraints-gpu.txt) in .venv-low/: the
+## stack of OpenMMLab's prebuilt mmcv CUDA wheels. Compiles mmcv (~20+ min on 2 cores).
+VENV_LOW ?= .venv-low
+PYTHON_LOW ?= python3.11
+install-low: $(VENV_LOW)/.mars_mm-installed
+
+$(VENV_LOW)/.mars_mm-installed: setup.py requirements/runtime.txt \
+		requirements/mminstall.txt requirements/constraints-gpu.txt tools/install_low.sh
+	bash tools/install_low.sh $(VENV_LOW) $(PYTHON_LOW)
+	touch $@
+
+## benchmarks/gpu_check.py: full size on a GPU, tiny on CPU (docs/en/benchmarks.md)
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 ## The README's test command: installs if needed, lints, then runs the suite.
 test: install
