@@ -65,3 +65,17 @@ def test_files_are_smaller(tmp_path):
 def test_rejects_a_flat_array():
     with pytest.raises(ValueError, match=r'\(D, h, w\)'):
         quantise_embedding(np.zeros((4, 4)))
+
+
+def test_four_bit_codes_pack_two_per_byte(tmp_path):
+    source = embedding((5, 7, 9))  # odd number of codes: the last byte is padded
+    packed = quantise_embedding(source, bits=4)
+    assert packed['codes'].shape == ((5 * 7 * 9 + 1) // 2, )
+    path = str(tmp_path / ('a' + QUANTISED_SUFFIX))
+    save_quantised_embedding(path, source, bits=4)
+    decoded = load_quantised_embedding(path)
+    assert decoded.shape == source.shape
+    error = np.abs(decoded - source.astype(np.float32))
+    assert (error <= packed['step'][:, None, None] / 2 + 1e-6).all()
+    with pytest.raises(ValueError, match='bits'):
+        quantise_embedding(source, bits=2)
