@@ -172,10 +172,13 @@ def wait(pid: int, kill_after=None, timeout: float = 300.0, log: str = None,
 
 # -------------------------------------------------------------------- training
 def complete_checkpoints(work_dir: str) -> dict:
-    """``{path: iteration}`` of the checkpoints that load."""
+    """``{path: iteration}`` of the resumable checkpoints (``iter_N.pth``,
+    ``epoch_N.pth``; not ``best_*``, saved without the optimizer) that load."""
     import torch
     found = {}
     for path in glob.glob(osp.join(work_dir, '*.pth')):
+        if not re.match(r'^(epoch|iter)_\d+\.pth$', osp.basename(path)):
+            continue
         try:
             checkpoint = torch.load(path, map_location='cpu', weights_only=False)
             found[path] = int(checkpoint['meta']['iter'])

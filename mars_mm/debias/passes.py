@@ -374,6 +374,12 @@ def remove_merge_leftovers(settings: DebiasSettings) -> int:
             os.remove(path)
         except FileNotFoundError:
             pass
+    if leftovers:
+        # worth a word: it means the previous run was killed in the merge
+        warnings.warn(f'debias merge: removed {len(leftovers)} temporary files a '
+                      f'killed merge left in {settings.work_dir} ('
+                      f'{", ".join(sorted(osp.basename(p) for p in leftovers))})',
+                      stacklevel=2)
     return len(leftovers)
 
 

@@ -1,17 +1,20 @@
 """Run the whole catalogue against a checkout and record what each case said.
 
     python -m tests.test_bad_inputs.capture --repo DIR --out before.json
+        [--only TOOL:CASE ...]
     python -m tests.test_bad_inputs.capture --table before.json after.json
 
 ``--repo`` is the checkout whose ``tools/`` and ``configs/`` run (put its
 ``mars_mm`` first on ``PYTHONPATH`` to run its code, e.g. an exported older
 commit). The record per case: exit status, message, whether the case's expected
-status / message / outcome check hold. ``--table`` renders two records as the
-before/after table of ``docs/en/reliability.md``.
+status / message / outcome check hold. ``--only`` runs the named cases alone
+and updates their records in ``--out`` if it exists. ``--table`` renders two
+records as the before/after table of ``docs/en/reliability.md``.
 """
 import argparse
 import importlib
 import json
+import os
 import re
 import sys
 import tempfile
@@ -35,12 +38,17 @@ def all_cases():
     return cases
 
 
-def capture(repo: str, out: str) -> None:
+def capture(repo: str, out: str, only=None) -> None:
     from tests.test_bad_inputs.world import Sandbox, build_world
     root = tempfile.mkdtemp(prefix='bad_inputs_')
     world = build_world(f'{root}/world', repo)
     records = {}
+    if only and os.path.isfile(out):
+        with open(out) as handle:
+            records = json.load(handle)
     for index, case in enumerate(all_cases()):
+        if only and key(case) not in only:
+            continue
         start = time.perf_counter()
         sandbox = Sandbox(world, f'{root}/case{index:03d}')
         try:
@@ -67,8 +75,14 @@ def capture(repo: str, out: str) -> None:
         json.dump(records, handle, indent=1)
 
 
+#: The temporary folders of a capture, shortened in the table.
+_CASE_DIR = re.compile(r'/\S*?/bad_inputs_[^/\s]+/case\d+/')
+_WORLD_DIR = re.compile(r'/\S*?/bad_inputs_[^/\s]+/world/')
+
+
 def _cell(text: str, limit: int = 260) -> str:
     text = ' '.join(str(text).split())
+    text = _WORLD_DIR.sub('world/', _CASE_DIR.sub('', text))
     if len(text) > limit:
         text = text[:limit] + ' ...'
     return text.replace('|', '\\|')
@@ -104,12 +118,14 @@ def main() -> None:
     parser.add_argument('--repo', help='checkout whose tools and configs run')
     parser.add_argument('--out', help='JSON record to write')
     parser.add_argument('--table', nargs=2, metavar=('BEFORE', 'AFTER'))
+    parser.add_argument('--only', nargs='+', metavar='TOOL:CASE',
+                        help='run these cases alone (e.g. mars/debias.py:cfg-typo)')
     args = parser.parse_args()
     if args.table:
         print(table(*args.table), end='')
     else:
         try:
-            capture(args.repo, args.out)
+            capture(args.repo, args.out, args.only)
         except Exception:
             traceback.print_exc()
             raise

@@ -94,7 +94,9 @@ class Case:
         name: short id, unique in the catalogue.
         tool: the script under ``tools/``.
         origin: where the case comes from: ``'silent N'`` / ``'unclear'`` (the
-            issue's lists) or ``'handled'`` (clear before, kept).
+            issue's lists), ``'new silent'`` / ``'new unclear'`` (found while
+            building the catalogue, not in the issue) or ``'handled'`` (clear
+            before, kept).
         what: the bad input in words.
         run: ``run(sandbox) -> Result``: prepares the input in its own folder
             and runs the tool (maybe twice, e.g. for resume cases).

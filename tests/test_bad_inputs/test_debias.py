@@ -169,8 +169,9 @@ CASES = [
          stale_after_fix, 0, rf"{STEM}.*(other|changed) inputs", _same_as_fresh),
     Case('merge-leftovers', TOOL, 'silent 9',
          'rerun after a kill during the merge (`.tmp-*.raw` left)', leftovers, 0,
-         r".*", _no_leftovers),
-    Case('centroid-truncated', TOOL, 'handled',
+         r"removed 3 temporary files a killed merge left in .*work.*"
+         r"\.tmp-k1ll3d\.raw", _no_leftovers),
+    Case('centroid-truncated', TOOL, 'new unclear',
          'a damaged per-image centroid file in the work dir', centroid_truncated, 0,
          rf"{STEM}\.npz", _centroids_like_fresh),
 ]

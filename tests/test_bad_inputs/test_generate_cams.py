@@ -102,7 +102,7 @@ def xml_unknown_class(sb):
 CASES = [
     Case('scales-zero', TOOL, 'silent 5', '`--scales 0`', scales_zero, 2,
          r"--scales.*positive"),
-    Case('scales-negative', TOOL, 'handled', '`--scales 1.0 -0.5`', scales_negative,
+    Case('scales-negative', TOOL, 'new silent', '`--scales 1.0 -0.5`', scales_negative,
          2, r"--scales.*positive"),
     Case('resume-other-checkpoint', TOOL, 'silent 7',
          'rerun into the same `--out` with another checkpoint', other_checkpoint, 1,

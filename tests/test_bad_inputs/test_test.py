@@ -96,7 +96,7 @@ CASES = [
          ckpt_other_model, 1, r"epoch_1\.pth.*not a checkpoint of this model"),
     Case('ckpt-missing', TOOL, 'handled', 'checkpoint path that does not exist',
          ckpt_missing, 1, r"nope\.pth"),
-    Case('ckpt-no-state-dict', TOOL, 'handled',
+    Case('ckpt-no-state-dict', TOOL, 'new silent',
          'a .pth without the model weights', ckpt_not_a_checkpoint, 1,
          r"weights\.pth"),
     Case('gt-16bit', TOOL, 'silent 2', 'a 16-bit ground truth holding 257', gt_16bit,
