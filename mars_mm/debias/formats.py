@@ -49,6 +49,7 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 import numpy as np
 
 from mars_mm.core.debias import ImageCentroids
+from mars_mm.debias.quantised import QUANTISED_SUFFIX, load_quantised_embedding
 from mars_mm.utils.io import (
     BIASED_INDEX,
     IGNORE_INDEX,
@@ -82,7 +83,8 @@ def load_embedding(path: str, image_size: Optional[Sequence[int]] = None,
     """A ``(D, h, w)`` embedding, checked against the image size.
 
     Args:
-        path: the ``.npy`` file.
+        path: the ``.npy`` file, or a compact ``.q8.npz`` one
+            (:mod:`mars_mm.debias.quantised`; ``debias.embedding_suffix``).
         image_size: ``(H, W)`` of the image, or ``None`` to skip the grid check.
         stride: expected stride (``h = ceil(H / stride)``); ``None`` skips the check.
 
@@ -95,8 +97,12 @@ def load_embedding(path: str, image_size: Optional[Sequence[int]] = None,
     if not osp.isfile(path):
         raise FileNotFoundError(f'embedding file not found: {path}')
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+        if path.endswith(QUANTISED_SUFFIX):
+            # 4/8-bit codes (mars_mm.debias.quantised), decoded to float32
+            array = load_quantised_embedding(path)
+        else:
+            array = np.load(path, allow_pickle=False)
+    except NPZ_ERRORS as err:
         raise ValueError(f'{path}: cannot read embedding ({err})') from err
     if array.ndim != 3 or not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f'{path}: an embedding must be a float (D, h, w) array, got '

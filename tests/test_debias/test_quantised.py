@@ -79,3 +79,27 @@ def test_four_bit_codes_pack_two_per_byte(tmp_path):
     assert (error <= packed['step'][:, None, None] / 2 + 1e-6).all()
     with pytest.raises(ValueError, match='bits'):
         quantise_embedding(source, bits=2)
+
+
+def test_stage3_reads_compact_files_by_suffix(tmp_path):
+    import subprocess
+    import sys
+
+    from mars_mm.debias.formats import load_embedding
+    source = embedding((6, 4, 5))
+    np.save(tmp_path / 'img.npy', source)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))))
+    subprocess.run([sys.executable, os.path.join(repo, 'tools', 'uss',
+                                                 'compact_embeddings.py'),
+                    str(tmp_path), str(tmp_path / 'out'), '--bits', '4'],
+                   check=True, capture_output=True)
+    path = str(tmp_path / 'out' / ('img' + QUANTISED_SUFFIX))
+    decoded = load_embedding(path, image_size=(32, 40), stride=8)
+    np.testing.assert_array_equal(decoded, load_quantised_embedding(path))
+    assert np.abs(decoded - source.astype(np.float32)).max() < 0.5
+    with pytest.raises(ValueError, match='does not match'):
+        load_embedding(path, image_size=(64, 40), stride=8)
+    (tmp_path / ('bad' + QUANTISED_SUFFIX)).write_bytes(b'not a zip')
+    with pytest.raises(ValueError, match='cannot read embedding'):
+        load_embedding(str(tmp_path / ('bad' + QUANTISED_SUFFIX)))
