@@ -9,16 +9,17 @@ only, max-normalised):
 * ``batched``: :func:`mars_mm.core.cam.image_cams` - the mirrored image rides in the
   batch, tag classes are selected before resizing, mirrored maps are added at the
   network's resolution (one upsampling per scale). Same model object.
-* ``batched+fast``: the same through :func:`mars_mm.apis.cam.cam_function` (BatchNorm
-  folded into the convolutions, channels-last tensors), i.e. what
-  ``tools/cam/generate_cams.py`` runs.
+* ``batched+fast``: the same with BatchNorm folded into the convolutions and
+  channels-last tensors, eager (what :func:`mars_mm.apis.cam.cam_function` returns
+  for a CUDA model).
 * ``images+fast``: also all same-size images in one batch per scale
   (:func:`mars_mm.core.cam.batch_image_cams`; e.g. the planted-bias dataset).
 * ``unbatched+fast``: ``batched+fast`` with ``max_batch=1`` (one image per forward,
   the other savings kept): large images on a CPU run faster with a small working set.
-* ``frozen``: ``batched`` through :func:`mars_mm.apis.cam_fast.frozen_cam_function`
-  (BN folded, ``model.cam`` traced once and frozen by
-  ``torch.jit.optimize_for_inference``: oneDNN fused kernels and prepacked weights).
+* ``frozen``: ``batched`` through :func:`mars_mm.apis.cam.cam_function` on CPU, i.e.
+  :func:`mars_mm.apis.cam_fast.frozen_cam_function` (BN folded, ``model.cam`` traced
+  once and frozen by ``torch.jit.optimize_for_inference``: oneDNN fused kernels and
+  prepacked weights); what ``tools/cam/generate_cams.py`` runs on CPU.
 
 ``--cpu-time`` times with ``time.process_time`` instead of the wall clock: on a
 machine shared with other jobs the ratios are then far less disturbed (use it with
@@ -31,16 +32,17 @@ thread for a CPU-core figure::
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/cam_inference.py
 """
 import argparse
+import copy
 import os
 import time
 
 import torch
 import torch.nn.functional as F
+from mmcv.cnn import fuse_conv_bn
 from mmengine.registry import init_default_scope
 
 import mars_mm  # noqa: F401  (registers the model)
 from mars_mm.apis.cam import cam_function
-from mars_mm.apis.cam_fast import frozen_cam_function
 from mars_mm.core.cam import DEFAULT_SCALES, batch_image_cams, image_cams
 from mars_mm.registry import MODELS
 
@@ -106,8 +108,11 @@ def main() -> None:
                          generator=generator)
     tags = [sorted(torch.randperm(args.num_classes, generator=generator)[:1 + i % 3]
                    .add(1).tolist()) for i in range(args.num_images)]
-    fast_fn = cam_function(model, channels_last=True, fuse_bn=True)
-    frozen_fn = frozen_cam_function(model)
+    frozen_fn = cam_function(model)  # frozen on CPU
+    eager = fuse_conv_bn(copy.deepcopy(model)).to(memory_format=torch.channels_last)
+
+    def fast_fn(inputs):
+        return eager.cam(inputs.contiguous(memory_format=torch.channels_last))
     pairs = list(zip(images, tags))
     # each path maps a group of images (with their tags) to their CAMs
     paths = {
