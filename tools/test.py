@@ -13,9 +13,9 @@ import argparse
 
 from mmengine.runner import Runner
 
+from mars_mm.apis.config_checks import check_class_counts
 from mars_mm.apis.launch import (
     add_job_args,
-    check_class_counts,
     finalize_distributed,
     load_config,
     parse_job_args,

@@ -13,10 +13,10 @@ import argparse
 
 from mmengine.runner import Runner
 
+from mars_mm.apis.config_checks import check_class_counts
 from mars_mm.apis.launch import (
     add_job_args,
     apply_resume,
-    check_class_counts,
     enable_amp,
     finalize_distributed,
     load_config,

@@ -7,15 +7,14 @@ here so that every tool behaves the same way.
 import argparse
 import atexit
 import copy
-import difflib
-import inspect
 import os
 import os.path as osp
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
+from mars_mm.apis.config_checks import check_cfg_options
 from mars_mm.utils.checkpoint import (
     check_checkpoint_file,
     checkpoint_seed,
@@ -25,28 +24,6 @@ from mars_mm.utils.compat import init_cpu_process_group, setup_cpu_distributed
 from mars_mm.utils.io import stem_of
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
-
-#: Top-level keys read after the config is parsed, by mmengine's Runner or by
-#: mars_mm's tools; a config may lack them (``--cfg-options`` may add them). Keys
-#: ending in ``_dataloader`` or ``_evaluator`` are read too.
-RUNTIME_KEYS = frozenset({
-    # mmengine.runner.Runner.from_cfg and Runner.__init__
-    'model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader',
-    'train_cfg', 'val_cfg', 'test_cfg', 'auto_scale_lr', 'optim_wrapper',
-    'param_scheduler', 'val_evaluator', 'test_evaluator', 'default_hooks',
-    'custom_hooks', 'data_preprocessor', 'load_from', 'resume', 'launcher',
-    'env_cfg', 'log_processor', 'log_level', 'visualizer', 'default_scope',
-    'randomness', 'experiment_name', 'model_wrapper_cfg', 'compile',
-    'activation_checkpointing', 'efficient_conv_bn_eval', 'runner_type',
-    'strategy', 'custom_imports',
-    # mars_mm's tools
-    'tta_model', 'tta_pipeline', 'train_infer_dataloader', 'test_server_dataloader',
-    'cam_pipeline', 'uss_image_pipeline', 'knn_cfg', 'export', 'debias',
-})
-
-
-def _read_at_runtime(key: str) -> bool:
-    return key in RUNTIME_KEYS or key.endswith(('_dataloader', '_evaluator'))
 
 
 def resolve_config_path(path: str) -> str:
@@ -108,142 +85,6 @@ def set_data_root(cfg: Config, data_root: str) -> int:
     if isinstance(cfg.get('debias', None), dict) and cfg.debias.get('dataset'):
         count += _set_dataset_roots(cfg.debias.dataset, data_root)
     return count
-
-
-# ------------------------------------------------------------- --cfg-options check
-def _registered_params(type_name: Any) -> Set[str]:
-    """Constructor arguments of a registered type (all classes of its MRO, since
-    ``**kwargs`` are passed on), or an empty set when the type is unknown."""
-    from mars_mm import registry
-    classes = []
-    if isinstance(type_name, type):
-        classes.append(type_name)
-    elif isinstance(type_name, str):
-        for name in registry.__all__:
-            try:
-                found = getattr(registry, name).get(type_name)
-            except Exception:  # noqa: BLE001 - a lookup must not fail the check
-                found = None
-            if isinstance(found, type):
-                classes.append(found)
-    params = set()
-    for cls in classes:
-        for klass in cls.__mro__:
-            init = klass.__dict__.get('__init__')
-            if init is None:
-                continue
-            try:
-                signature = inspect.signature(init)
-            except (TypeError, ValueError):
-                continue
-            params |= {name for name, param in signature.parameters.items()
-                       if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
-                       and name != 'self'}
-    return params
-
-
-def _copies_of(cfg: Config, key: str, limit: int = 4) -> List[str]:
-    """Dotted keys (other than ``key``) whose value equals ``cfg[key]``: where a
-    config variable was copied when the file was read."""
-    value = cfg[key]
-    if value is None or isinstance(value, bool) or value in ('', [], {}) or (
-            isinstance(value, (int, float)) and value in (0, 1, -1)):
-        return []  # too common to tell a copy from a coincidence
-    found = []
-
-    def walk(node: Any, prefix: str) -> None:
-        if len(found) >= limit:
-            return
-        if isinstance(node, dict):
-            for name, child in node.items():
-                walk(child, f'{prefix}.{name}' if prefix else str(name))
-        elif isinstance(node, (list, tuple)) and node != value:
-            for index, child in enumerate(node):
-                walk(child, f'{prefix}.{index}')
-        if prefix and prefix != key and type(node) is type(value) and node == value:
-            found.append(prefix)
-
-    for name, child in cfg.items():
-        if name != key:
-            walk(child, name)
-    return found[:limit]
-
-
-def _check_nested(node: Any, parts: List[str], option: str) -> None:
-    """Refuse a new key that looks like a typo of an existing or accepted one."""
-    for depth in range(1, len(parts)):
-        name = parts[depth]
-        if isinstance(node, (list, tuple)):
-            if not name.isdigit() or int(name) >= len(node):
-                return  # mmengine reports list indices itself
-            node = node[int(name)]
-            continue
-        if not isinstance(node, dict) or name.startswith('_'):
-            return
-        if name in node:
-            node = node[name]
-            continue
-        accepted = _registered_params(node.get('type'))
-        if name in accepted:
-            return
-        close = difflib.get_close_matches(name, sorted(set(node) | accepted), n=3,
-                                          cutoff=0.75)
-        if close:
-            parent = '.'.join(parts[:depth])
-            raise ValueError(
-                f'--cfg-options {option}: {parent} has no key {name!r}; did you '
-                f'mean {" or ".join(f"{parent}.{match}" for match in close)}? '
-                '(mmengine would add the misspelt key and nothing would read it)')
-        return
-
-
-def check_cfg_options(cfg: Config, options: Dict[str, Any], path: str) -> None:
-    """Refuse ``--cfg-options`` that mmengine would accept and then ignore.
-
-    mmengine merges any key into the config: a misspelt one is added and never
-    read, a top-level variable such as ``num_classes`` is changed after its
-    value was copied into the settings that use it. The checks, by depth:
-
-    * **top level**: a key the config lacks must be one the Runner or a mars_mm
-      tool reads (:data:`RUNTIME_KEYS`, ``*_dataloader``, ``*_evaluator``),
-      otherwise it is an error listing the close matches; a key the config has
-      but nothing reads after parsing (a variable like ``crop_size``, found
-      copied into other settings) is an error naming those settings.
-      ``data_root`` is the exception: :func:`load_config` applies it to every
-      dataloader, like ``--data-root``.
-    * **nested levels**: a key new to an existing dict is an error when it is
-      within a small edit of a key of that dict, or of an argument of the dict's
-      registered ``type``, and is not itself such an argument (``max_epocs``
-      next to ``max_epochs``). Other new keys pass, as in mmengine: a registered
-      type may accept arguments the config does not set.
-
-    Raises:
-        ValueError: naming the option and the keys it may have meant.
-    """
-    for option in options:
-        parts = str(option).split('.')
-        top = parts[0]
-        if option == 'data_root':
-            continue
-        if top not in cfg:
-            if _read_at_runtime(top):
-                continue
-            close = difflib.get_close_matches(
-                top, sorted(set(cfg.keys()) | RUNTIME_KEYS), n=3, cutoff=0.6)
-            hint = f'; did you mean {" or ".join(close)}?' if close else ''
-            raise ValueError(
-                f'--cfg-options {option}: {path} has no key {top!r}{hint} (mmengine '
-                'would add it and nothing would read it)')
-        if len(parts) == 1:
-            if not _read_at_runtime(top):
-                copies = _copies_of(cfg, top)
-                if copies:
-                    raise ValueError(
-                        f'--cfg-options {option}: {top!r} is a variable of {path}, '
-                        f'copied into {", ".join(copies)} when the file was read; '
-                        'setting it changes nothing: set those keys instead')
-            continue
-        _check_nested(cfg[top], parts, option)
 
 
 def use_atomic_checkpoints(cfg: Config) -> bool:
@@ -313,90 +154,6 @@ def adopt_resumed_seed(cfg: Config, seed: Optional[int]) -> None:
                       stacklevel=2)
     randomness['seed'] = seed
     cfg.randomness = randomness
-
-
-# ------------------------------------------------------------------ class counts
-def _dataset_config(cfg: Config, loader: str) -> Optional[dict]:
-    dataset = (cfg.get(loader, None) or {}).get('dataset')
-    while isinstance(dataset, dict) and 'dataset' in dataset \
-            and 'ann_file' not in dataset:
-        dataset = dataset['dataset']  # wrappers: USSPairDataset, RepeatDataset
-    return dataset
-
-
-def dataset_class_names(cfg: Config, loader: str) -> Optional[List[str]]:
-    """The classes (background first) of a dataloader's dataset, built without
-    reading its file list; None when the config has no such dataloader."""
-    from mmengine.registry import init_default_scope
-
-    from mars_mm.registry import DATASETS
-    dataset = _dataset_config(cfg, loader)
-    if not isinstance(dataset, dict) or 'type' not in dataset:
-        return None
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    dataset = dict(copy.deepcopy(dataset), lazy_init=True, pipeline=[])
-    classes = DATASETS.build(dataset).metainfo.get('classes')
-    return None if classes is None else list(classes)
-
-
-def model_class_settings(model: Any) -> List[tuple]:
-    """``(config key, value, background counted)`` of every class count of a
-    model config: decode and auxiliary heads, a CAM head, a USS linear probe."""
-    found = []
-    if not isinstance(model, dict):
-        return found
-    head = model.get('head')
-    if isinstance(head, dict) and 'num_classes' in head and (
-            model.get('type') == 'CAMClassifier' or head.get('type') == 'CAMHead'):
-        found.append(('model.head.num_classes', head['num_classes'], False))
-    for name in ('decode_head', 'auxiliary_head'):
-        heads = model.get(name)
-        if isinstance(heads, dict):
-            heads = [heads]
-            keys = [f'model.{name}.num_classes']
-        elif isinstance(heads, (list, tuple)):
-            keys = [f'model.{name}.{index}.num_classes' for index in range(len(heads))]
-        else:
-            continue
-        for key, head_cfg in zip(keys, heads):
-            if isinstance(head_cfg, dict) and 'num_classes' in head_cfg:
-                found.append((key, head_cfg['num_classes'], True))
-    probe = model.get('linear_probe')
-    if isinstance(probe, dict) and 'num_classes' in probe:
-        found.append(('model.linear_probe.num_classes', probe['num_classes'], True))
-    return found
-
-
-def check_class_counts(cfg: Config, loader: str = 'train_dataloader') -> None:
-    """Refuse a model whose class count differs from its data's.
-
-    A segmentation head with more classes than the data trains silently (the
-    extra outputs are never targets); one with fewer fails deep in the loss. A
-    CAM head has one output per foreground class.
-
-    Raises:
-        ValueError: naming the config key, its value and the dataset's classes.
-    """
-    settings = model_class_settings(cfg.get('model', None))
-    if not settings:
-        return
-    classes = dataset_class_names(cfg, loader)
-    if not classes:
-        return
-    source = _dataset_config(cfg, loader)
-    where = source.get('data_root') or source.get('type')
-    for key, value, with_background in settings:
-        expected = len(classes) if with_background else len(classes) - 1
-        if value == expected:
-            continue
-        if with_background:
-            have = f'{len(classes)} classes ({", ".join(classes)})'
-        else:
-            have = (f'{len(classes) - 1} foreground classes '
-                    f'({", ".join(classes[1:])}; one CAM output each)')
-        raise ValueError(
-            f'{cfg.filename}: {key} = {value}, but the {loader} dataset ({where}) '
-            f'has {have}; set {key}={expected}')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None,

@@ -8,11 +8,11 @@ import os
 import time
 from typing import Sequence
 
+from mars_mm.debias.freshness import pass1_ready
 from mars_mm.debias.passes import (
     compute_centroids,
     embedding_mean,
     merge_centroids,
-    pass1_ready,
     write_debiased_labels,
 )
 from mars_mm.debias.report import bias_report

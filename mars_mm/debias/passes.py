@@ -20,7 +20,8 @@ embedding it was made from and is recomputed (with a warning) when they changed,
 the mean and its per-rank sums carry a digest of the embeddings' fingerprints, and
 the labels of pass 2 are deleted and remade (with a warning) when the centroids,
 the refinement or any image's inputs changed (``pass2_inputs.json``). The merge
-starts by removing the temporaries a killed merge left in the work dir.
+starts by removing the temporaries a killed merge left in the work dir. Those
+checks live in :mod:`mars_mm.debias.freshness`.
 
 The maths are the plain functions of :mod:`mars_mm.core.debias`; the files are those
 of :mod:`mars_mm.debias.formats`; :mod:`mars_mm.debias.job` runs the passes in order.
@@ -31,14 +32,13 @@ import os
 import os.path as osp
 import warnings
 from functools import partial
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 
 from mars_mm.core import debias as core
 from mars_mm.debias.formats import (
-    image_centroid_inputs,
     load_centroid_file,
     load_embedding,
     load_image_centroids,
@@ -48,6 +48,14 @@ from mars_mm.debias.formats import (
     read_npy_chunks,
     save_centroid_file,
     save_image_centroids,
+)
+from mars_mm.debias.freshness import (
+    embedding_inputs,
+    image_inputs,
+    invalidate_pass2,
+    mean_ready,
+    pass1_state,
+    remove_merge_leftovers,
 )
 from mars_mm.debias.settings import DebiasSettings, Sample
 from mars_mm.debias.sync import sync_after
@@ -60,10 +68,7 @@ from mars_mm.utils.io import (
 )
 from mars_mm.utils.offline import (
     check_job_settings,
-    digest,
-    file_fingerprint,
     get_dist_info,
-    read_job_settings,
     run_offline_job,
 )
 
@@ -95,19 +100,6 @@ def resolve_tags(sample: Sample, label: np.ndarray, tag_source: str,
 
 
 # ------------------------------------------------------------------ pass 0: centring
-def _embedding_inputs(samples: Sequence[Sample], settings: DebiasSettings) -> str:
-    """Digest of every embedding's (size, modification time): changes whenever
-    an embedding file is rewritten."""
-    return digest([(sample.stem,) + file_fingerprint(settings.embedding_path(
-        sample.stem)) for sample in samples if osp.isfile(
-            settings.embedding_path(sample.stem))])
-
-
-def _mean_ready(settings: DebiasSettings, inputs: str) -> bool:
-    record = read_job_settings(settings.work_dir, 'embedding_mean.json')
-    return osp.exists(settings.mean_file) and record == dict(inputs=inputs)
-
-
 def embedding_mean(samples: Sequence[Sample], settings: DebiasSettings) -> np.ndarray:
     """Pass 0: pixel mean of the raw embeddings over the split (``(D,)`` float32).
 
@@ -118,8 +110,8 @@ def embedding_mean(samples: Sequence[Sample], settings: DebiasSettings) -> np.nd
     Raises:
         ValueError: naming the embedding whose dimension differs from the others'.
     """
-    inputs = _embedding_inputs(samples, settings)
-    if _mean_ready(settings, inputs):
+    inputs = embedding_inputs(samples, settings)
+    if mean_ready(settings, inputs):
         return np.load(settings.mean_file)
     rank, world_size = get_dist_info()
     sum_dir = osp.join(settings.work_dir, 'embedding_sum')
@@ -161,7 +153,7 @@ def embedding_mean(samples: Sequence[Sample], settings: DebiasSettings) -> np.nd
         for stale in glob.glob(osp.join(sum_dir, 'rank*.npz')):
             if stale not in parts:
                 os.remove(stale)
-    sync_after([settings.mean_file], ready=lambda _: _mean_ready(settings, inputs))
+    sync_after([settings.mean_file], ready=lambda _: mean_ready(settings, inputs))
     return np.load(settings.mean_file)
 
 
@@ -171,32 +163,6 @@ def _check_pass1_params(settings: DebiasSettings) -> None:
     check_job_settings(settings.work_dir, settings.pass1_params(),
                        record='pass1_params.json',
                        outputs=lambda name: name == 'centroids')
-
-
-def image_inputs(sample: Sample, settings: DebiasSettings) -> List[int]:
-    """Fingerprint of the files a per-image centroid file is made from: size and
-    modification time (ns) of the pseudo label and of the embedding."""
-    return list(file_fingerprint(settings.label_path(sample.stem))
-                + file_fingerprint(settings.embedding_path(sample.stem)))
-
-
-def _pass1_state(sample: Sample, settings: DebiasSettings) -> Optional[str]:
-    """None if the image's centroid file is done, else why it must be (re)made."""
-    path = settings.image_centroid_path(sample.stem)
-    if not osp.exists(path):
-        return 'missing'
-    try:
-        recorded = image_centroid_inputs(path)
-    except ValueError as err:
-        return str(err)
-    try:
-        current = image_inputs(sample, settings)
-    except FileNotFoundError:
-        return None  # the input is gone: computing will name it
-    if recorded is None or recorded.tolist() != current:
-        return (f'{path} was made from other inputs (the pseudo label or the '
-                'embedding changed since)')
-    return None
 
 
 def centroids_of_image(sample: Sample, settings: DebiasSettings,
@@ -260,7 +226,7 @@ def compute_centroids(samples: Sequence[Sample], settings: DebiasSettings,
     redo = []
 
     def done(sample: Sample) -> bool:
-        state = _pass1_state(sample, settings)
+        state = pass1_state(sample, settings)
         if state not in (None, 'missing'):
             redo.append(state)
         return state is None
@@ -273,12 +239,6 @@ def compute_centroids(samples: Sequence[Sample], settings: DebiasSettings,
     if redo:
         warnings.warn(f'debias pass 1: recomputed {len(redo)} centroid files: '
                       f'{"; ".join(redo[:3])}', stacklevel=2)
-
-
-def pass1_ready(path: str, samples_by_path: Dict[str, Sample],
-                settings: DebiasSettings) -> bool:
-    """Whether another rank's centroid file is done (not a stale earlier one)."""
-    return _pass1_state(samples_by_path[path], settings) is None
 
 
 # --------------------------------------------------------------------- merge (2, 3)
@@ -361,73 +321,6 @@ def merge_centroids(stems: Sequence[str], settings: DebiasSettings,
     invalidate_pass2(stems, settings, arrays)
     save_centroid_file(settings.centroid_file, arrays)
     return arrays
-
-
-def remove_merge_leftovers(settings: DebiasSettings) -> int:
-    """Temporaries a merge killed midway left in the work dir (rank 0, while the
-    other ranks wait for the merge)."""
-    leftovers = glob.glob(osp.join(settings.work_dir, '.tmp-*'))
-    if osp.exists(settings.vector_file + '.raw'):
-        leftovers.append(settings.vector_file + '.raw')
-    for path in leftovers:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-    if leftovers:
-        # worth a word: it means the previous run was killed in the merge
-        warnings.warn(f'debias merge: removed {len(leftovers)} temporary files a '
-                      f'killed merge left in {settings.work_dir} ('
-                      f'{", ".join(sorted(osp.basename(p) for p in leftovers))})',
-                      stacklevel=2)
-    return len(leftovers)
-
-
-def pass2_inputs(stems: Sequence[str], settings: DebiasSettings,
-                 arrays: Dict[str, np.ndarray]) -> dict:
-    """What the debiased labels depend on: the centroids, the refinement and tag
-    settings, and the fingerprint of every image's files."""
-    files = []
-    for stem in stems:
-        entry = [stem]
-        for path in (settings.label_path(stem), settings.embedding_path(stem)):
-            entry += list(file_fingerprint(path)) if osp.exists(path) else [None]
-        files.append(entry)
-    centroids = digest([arrays[key].tolist() for key in (
-        'debiased', 'debiased_valid', 'embedding_mean')])
-    return dict(centroids=centroids, refinement=settings.refinement,
-                tag_source=settings.tag_source, num_classes=settings.num_classes,
-                files=digest(files))
-
-
-def invalidate_pass2(stems: Sequence[str], settings: DebiasSettings,
-                     arrays: Dict[str, np.ndarray]) -> int:
-    """Delete the debiased labels of an earlier run made from other inputs.
-
-    Returns:
-        int: the number of labels deleted (a warning says so).
-    """
-    record = osp.join(settings.work_dir, 'pass2_inputs.json')
-    current = json.loads(json.dumps(pass2_inputs(stems, settings, arrays),
-                                    sort_keys=True, default=str))
-    previous = read_job_settings(settings.work_dir, 'pass2_inputs.json')
-    label_dir = osp.dirname(settings.output_label_path('x'))
-    labels = glob.glob(osp.join(label_dir, '*' + osp.splitext(
-        settings.output_label_path('x'))[1]))
-    removed = 0
-    if previous != current and labels:
-        changed = sorted(key for key in set(current) | set(previous or {})
-                         if (previous or {}).get(key) != current.get(key))
-        for path in labels:
-            os.remove(path)
-            removed += 1
-        warnings.warn(
-            f'debias pass 2: {removed} labels in {label_dir} were made from other '
-            f'inputs ({", ".join(changed)} changed since, {record}): deleted, they '
-            'are made again', stacklevel=2)
-    if previous != current:
-        save_text(record, json.dumps(current, indent=1, sort_keys=True) + '\n')
-    return removed
 
 
 # -------------------------------------------------------------------- pass 2: labels

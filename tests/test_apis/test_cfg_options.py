@@ -2,13 +2,12 @@
 import pytest
 from mmengine.config import Config
 
-from mars_mm.apis.launch import (
+from mars_mm.apis.config_checks import (
     check_cfg_options,
     check_class_counts,
-    load_config,
     model_class_settings,
-    use_atomic_checkpoints,
 )
+from mars_mm.apis.launch import load_config, use_atomic_checkpoints
 
 CONFIG = 'tests/data/configs/tiny_fcn_voc-32x32.py'
 
