@@ -14,7 +14,7 @@ import os.path as osp
 import zipfile
 from functools import partial
 from multiprocessing import get_context
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -168,9 +168,16 @@ def build_cam_model(config: Config, checkpoint: Optional[str],
     return model.to(default_device(device)).eval()
 
 
-def _export_one(index: int, dataset, model, cam_fn, out_dir: str,
-                scales: Sequence[float], flip: bool,
-                max_batch: Optional[int]) -> str:
+def preprocessed_item(dataset, index: int, model) -> Tuple[dict, Any, List[int]]:
+    """Item ``index`` of ``dataset`` through ``model``'s data preprocessor.
+
+    Returns:
+        tuple: the preprocessed batch of one image, its data sample and its image
+        tags (class indices, as the dataset lists them).
+
+    Raises:
+        KeyError: naming the image when the pipeline did not pack ``img_tags``.
+    """
     data = dataset[index]
     batch = model.data_preprocessor(
         dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
@@ -179,7 +186,13 @@ def _export_one(index: int, dataset, model, cam_fn, out_dir: str,
     if 'img_tags' not in sample.metainfo:
         raise KeyError(f'{sample.metainfo.get("img_path")}: no `img_tags` in the '
                        'metainfo; the CAM pipeline must pack them (PackWSSSInputs)')
-    tags = [int(tag) for tag in sample.metainfo['img_tags']]
+    return batch, sample, [int(tag) for tag in sample.metainfo['img_tags']]
+
+
+def _export_one(index: int, dataset, model, cam_fn, out_dir: str,
+                scales: Sequence[float], flip: bool,
+                max_batch: Optional[int]) -> str:
+    batch, sample, tags = preprocessed_item(dataset, index, model)
     with torch.inference_mode():
         cams = image_cams(cam_fn, batch['inputs'][0], tags, scales, flip, max_batch)
     path = osp.join(out_dir, stem_of(sample.metainfo['img_path']) + '.npz')

@@ -23,6 +23,7 @@ from mars_mm.apis.cam import (
     build_cam_model,
     cam_function,
     check_scales,
+    preprocessed_item,
 )
 from mars_mm.apis.splits import build_split_dataset, dataset_files
 from mars_mm.core.cam import cams_to_label, image_cams
@@ -41,15 +42,8 @@ def _label_one(index: int, dataset, model, cam_fn, out_dir: str,
                scales: Sequence[float], flip: bool, max_batch: Optional[int],
                bg_power: Optional[float], bg_threshold: Optional[float],
                crf_params: Optional[CRFParams]) -> str:
-    data = dataset[index]
-    batch = model.data_preprocessor(
-        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
-        training=False)
-    sample = batch['data_samples'][0]
-    if 'img_tags' not in sample.metainfo:
-        raise KeyError(f'{sample.metainfo.get("img_path")}: no `img_tags` in the '
-                       'metainfo; the CAM pipeline must pack them (PackWSSSInputs)')
-    tags = sorted(int(tag) for tag in sample.metainfo['img_tags'])
+    batch, sample, tags = preprocessed_item(dataset, index, model)
+    tags = sorted(tags)
     with torch.inference_mode():
         cams = image_cams(cam_fn, batch['inputs'][0], tags, scales, flip, max_batch)
     # the float16 rounding of a stored CAM file: labels equal the two-job path's
