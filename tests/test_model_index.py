@@ -15,7 +15,7 @@ from mmengine.config import Config
 
 import mars_mm  # noqa: F401  (registers modules)
 from mars_mm.debias.settings import settings_from_config
-from mars_mm.registry import DATASETS
+from mars_mm.registry import DATASETS, MODELS
 from tests.test_configs import _build_model
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -49,7 +49,11 @@ def test_metafile_entry_config_exists_and_builds(metafile, model):
     assert osp.dirname(model['Config']) == osp.dirname(metafile)
     assert model['Name'] == osp.splitext(osp.basename(path))[0]
     cfg = Config.fromfile(path)
-    if 'model' in cfg:
+    if cfg.get('model', {}).get('type') == 'DenseEmbedder':
+        # a training-free Stage 2 embedding: builds, and has nothing to train
+        model = MODELS.build(cfg.model.to_dict())
+        assert not [p for p in model.parameters() if p.requires_grad]
+    elif 'model' in cfg:
         _build_model(cfg)
     else:  # a Stage 3 offline job
         dataset = cfg.train_infer_dataloader.dataset
