@@ -2,16 +2,9 @@
 # stride 8, trained as MARSEncoderDecoder on Stage 3's debiased labels with
 # EMA-teacher complementing and weighted CE. The VOC/COCO configs add the dataset,
 # the runtime, the schedule and the number of classes.
-_base_ = ['mmseg::_base_/models/deeplabv3plus_r50-d8.py']
-data_preprocessor = dict(size=(512, 512))
+_base_ = ['./deeplabv3plus_r101-d8_wsss.py']
 model = dict(
     type='MARSEncoderDecoder',
-    data_preprocessor=data_preprocessor,
-    pretrained='open-mmlab://resnet101_v1c',
-    backbone=dict(depth=101),
-    # avg_non_ignore: the spec's sum(W * CE) / #non-ignored pixels (W: pixel weight)
-    decode_head=dict(loss_decode=dict(avg_non_ignore=True)),
-    auxiliary_head=dict(loss_decode=dict(avg_non_ignore=True)),
     biased_pixels='complement',
     weight_by_confidence=True,
     weight_include_background=False,
