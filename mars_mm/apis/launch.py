@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 from mmengine.config import Config, DictAction
 
 from mars_mm.apis.config_checks import check_cfg_options
+from mars_mm.core.multiscale import DEFAULT_SCALES
 from mars_mm.utils.checkpoint import (
     check_checkpoint_file,
     checkpoint_seed,
@@ -262,6 +263,28 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f'must be positive, got {text}')
     return value
+
+
+def add_cam_inference_args(parser: argparse.ArgumentParser, outputs: str) -> None:
+    """The arguments of a job that runs the CAM classifier over a split.
+
+    ``config``, ``checkpoint``, ``--out`` (a folder of ``outputs``), ``--split``,
+    ``--scales``, ``--no-flip``, ``--max-batch`` and ``--no-fast``: shared by
+    ``tools/cam/generate_cams.py`` and ``tools/cam/generate_pseudo_labels.py``.
+    """
+    parser.add_argument('config', help='CAM classifier config')
+    parser.add_argument('checkpoint', help='trained classifier checkpoint')
+    parser.add_argument('--out', required=True, help=f'output folder of {outputs}')
+    parser.add_argument('--split', default='train', choices=('train', 'val', 'test'),
+                        help='which <split>_dataloader dataset to run on')
+    parser.add_argument('--scales', type=positive_float, nargs='+',
+                        default=DEFAULT_SCALES, help='resize factors (> 0)')
+    parser.add_argument('--no-flip', action='store_true',
+                        help='skip the mirrored images')
+    parser.add_argument('--max-batch', type=int, default=None,
+                        help='at most this many images per forward (memory bound)')
+    parser.add_argument('--no-fast', action='store_true',
+                        help='keep BatchNorm unfolded and contiguous tensors')
 
 
 def add_job_args(parser: argparse.ArgumentParser, device: bool = False,

@@ -13,31 +13,18 @@ import argparse
 
 from mars_mm.apis.cam import generate_cams
 from mars_mm.apis.launch import (
+    add_cam_inference_args,
     add_job_args,
     finalize_distributed,
     init_offline_distributed,
     load_config,
     parse_job_args,
-    positive_float,
 )
-from mars_mm.core.multiscale import DEFAULT_SCALES
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Export CAMs (Stage 1)')
-    parser.add_argument('config', help='CAM classifier config')
-    parser.add_argument('checkpoint', help='trained classifier checkpoint')
-    parser.add_argument('--out', required=True, help='output folder of <stem>.npz')
-    parser.add_argument('--split', default='train', choices=('train', 'val', 'test'),
-                        help='which <split>_dataloader dataset to export')
-    parser.add_argument('--scales', type=positive_float, nargs='+',
-                        default=DEFAULT_SCALES, help='resize factors (> 0)')
-    parser.add_argument('--no-flip', action='store_true',
-                        help='skip the mirrored images')
-    parser.add_argument('--max-batch', type=int, default=None,
-                        help='at most this many images per forward (memory bound)')
-    parser.add_argument('--no-fast', action='store_true',
-                        help='keep BatchNorm unfolded and contiguous tensors')
+    add_cam_inference_args(parser, '<stem>.npz')
     add_job_args(parser, device=True, resume=True)
     return parse_job_args(parser)
 

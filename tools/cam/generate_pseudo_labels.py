@@ -15,33 +15,23 @@ import argparse
 
 from mars_mm.apis.cam_labels import generate_pseudo_labels
 from mars_mm.apis.launch import (
+    add_cam_inference_args,
     add_job_args,
     finalize_distributed,
     init_offline_distributed,
     load_config,
     parse_job_args,
-    positive_float,
 )
-from mars_mm.core.multiscale import DEFAULT_SCALES
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='CAMs -> pseudo labels (Stage 1)')
-    parser.add_argument('config', help='CAM classifier config')
-    parser.add_argument('checkpoint', help='trained classifier checkpoint')
-    parser.add_argument('--out', required=True, help='output folder of <stem>.png')
-    parser.add_argument('--split', default='train', choices=('train', 'val', 'test'))
-    parser.add_argument('--scales', type=positive_float, nargs='+',
-                        default=DEFAULT_SCALES, help='resize factors (> 0)')
-    parser.add_argument('--no-flip', action='store_true')
-    parser.add_argument('--max-batch', type=int, default=None)
+    add_cam_inference_args(parser, '<stem>.png')
     parser.add_argument('--bg-power', type=float, default=2.0,
                         help='background score (1 - max CAM) ** power')
     parser.add_argument('--bg-threshold', type=float, default=None,
                         help='constant background score (overrides --bg-power)')
     parser.add_argument('--no-crf', action='store_true', help='plain argmax')
-    parser.add_argument('--no-fast', action='store_true',
-                        help='keep BatchNorm unfolded and contiguous tensors')
     add_job_args(parser, device=True, resume=True)
     return parse_job_args(parser)
 
