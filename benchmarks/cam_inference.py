@@ -30,6 +30,11 @@ image by image, so that load from other processes hits them alike. Run with one
 thread for a CPU-core figure::
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/cam_inference.py
+
+On a GPU (wall time after ``torch.cuda.synchronize``; ``frozen`` is then the eager
+fast path that ``cam_function`` returns for CUDA models)::
+
+    python benchmarks/cam_inference.py --device cuda --height 375 --width-px 500
 """
 import argparse
 import copy
@@ -99,16 +104,28 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--cpu-time', action='store_true',
                         help='time with process_time (CPU seconds of this process)')
+    parser.add_argument('--device', default='cpu',
+                        help="'cpu' or 'cuda' (on CUDA every timing waits for the GPU)")
     args = parser.parse_args()
-    clock = time.process_time if args.cpu_time else time.perf_counter
+    device = torch.device(args.device)
+    if device.type == 'cuda':
+        if args.cpu_time:
+            parser.error('--cpu-time measures this process, not the GPU')
 
-    model = build_model(args.depth, args.width, args.num_classes)
+        def clock() -> float:
+            # kernels run asynchronously: a timing is only over when they are done
+            torch.cuda.synchronize(device)
+            return time.perf_counter()
+    else:
+        clock = time.process_time if args.cpu_time else time.perf_counter
+
+    model = build_model(args.depth, args.width, args.num_classes).to(device)
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(args.num_images, 3, args.height, args.width_px,
-                         generator=generator)
+                         generator=generator).to(device)
     tags = [sorted(torch.randperm(args.num_classes, generator=generator)[:1 + i % 3]
                    .add(1).tolist()) for i in range(args.num_images)]
-    frozen_fn = cam_function(model)  # frozen on CPU
+    frozen_fn = cam_function(model)  # frozen on CPU, the eager fast path on CUDA
     eager = fuse_conv_bn(copy.deepcopy(model)).to(memory_format=torch.channels_last)
 
     def fast_fn(inputs):
@@ -160,7 +177,7 @@ def main() -> None:
     print(f'model ResNetV1c-{args.depth} (base width {args.width}), '
           f'{args.num_classes} classes, {args.num_images} images of '
           f'{args.height}x{args.width_px}, scales {DEFAULT_SCALES} + flip, '
-          f'{torch.get_num_threads()} thread(s), best of {args.repeats} per image '
+          f'{_device_text(device)}, best of {args.repeats} per image '
           f'({"CPU" if args.cpu_time else "wall"} time), '
           f'load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs')
     totals = {name: sum(best[name]) for name in paths if name != 'images+fast'}
@@ -169,8 +186,15 @@ def main() -> None:
         diff = max(float((outputs['naive'][i] - outputs[name][i]).abs().max())
                    for i in range(len(units)))
         print(f'{name:<15} {total / args.num_images * 1000:8.1f} ms/image  '
+              f'{args.num_images / total:7.2f} images/s  '
               f'speed-up {totals["naive"] / total:5.2f}x  '
               f'max |diff| vs naive {diff:.2e}')
+
+
+def _device_text(device: torch.device) -> str:
+    if device.type == 'cuda':
+        return f'GPU {torch.cuda.get_device_name(device)}'
+    return f'{torch.get_num_threads()} thread(s)'
 
 
 if __name__ == '__main__':

@@ -133,6 +133,7 @@ class StageResult:
     seconds: Optional[float] = None     # per iteration or per image
     batch: Optional[int] = None
     peak_gpu_mb: Optional[float] = None
+    first_iter_gpu_mb: Optional[float] = None  # training: cuDNN autotuning included
     peak_rss_mb: Optional[float] = None
     wall_s: Optional[float] = None      # the child process, start-up included
     projected_h: Dict[str, float] = field(default_factory=dict)
@@ -218,6 +219,9 @@ def stage_config(stage: str, size: Size, data_root: str, work_dir: str) -> str:
         options.update(schedule_options(cfg, dict(max_iters=iters)))
     options['train_cfg.val_interval'] = 10 ** 6   # no validation: speed only
     options['default_hooks.logger.interval'] = 1
+    # mmengine logs `time` as a mean over a 10-iteration window by default, which
+    # drags the first (cuDNN autotuning) iteration into every later value
+    options['log_processor.window_size'] = 1
     options['default_hooks.checkpoint.interval'] = 10 ** 6  # saved at the end only
     options['default_hooks.checkpoint.save_best'] = None
     options['train_dataloader.batch_size'] = batch
@@ -296,7 +300,9 @@ def training_log(work_dir: str) -> List[dict]:
     if not paths:
         return []
     with open(paths[-1]) as f:
-        return [json.loads(line) for line in f if '"time"' in line]
+        entries = [json.loads(line) for line in f if line.strip()]
+    # training iterations only: validation/test summaries carry a `time` too
+    return [entry for entry in entries if 'lr' in entry and 'time' in entry]
 
 
 def export_seconds(out_dir: str) -> Optional[float]:
@@ -392,7 +398,11 @@ def run_stage(stage: str, size: Size, data_root: str, work_dir: str, device: str
             result.seconds = statistics.median(times[1:] or times)
         memory = [entry['memory'] for entry in entries if 'memory' in entry]
         if memory:
-            result.peak_gpu_mb = max(memory)
+            # mmengine logs the peak since the last log: the first iteration's holds
+            # cuDNN's autotuning workspaces (configs set cudnn_benchmark), the rest
+            # are what training needs
+            result.first_iter_gpu_mb = memory[0]
+            result.peak_gpu_mb = max(memory[1:] or memory)
     elif kind == 'export':
         result.unit = 's/image'
         result.seconds = export_seconds(osp.join(work_dir, stage + '_out'))
@@ -451,7 +461,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--stages', nargs='+', choices=tuple(STAGES),
                         default=list(STAGES))
     parser.add_argument('--work-dir', help='default: a temporary folder, removed')
-    parser.add_argument('--out', help='also write the results as JSON here')
+    parser.add_argument('--out', help='also write the results as JSON here '
+                        '(rewritten after every stage)')
     parser.add_argument('--timeout', type=float, default=900,
                         help='seconds per stage before it is reported as failed')
     return parser.parse_args()
@@ -478,14 +489,32 @@ def main() -> int:
                                args.timeout)
             results.append(result)
             status = 'ok' if result.ok else f'FAILED: {result.error}'
-            print(f'[{stage}] {time.perf_counter() - start:.0f} s, {status}',
-                  flush=True)
+            measured = '' if result.seconds is None else \
+                f', {result.seconds:.3f} {result.unit}'
+            print(f'[{stage}] {time.perf_counter() - start:.0f} s, {status}'
+                  f'{measured}', flush=True)
+            if args.out:   # after every stage: a check killed later keeps these
+                write_json(args.out, results, size, args.device)
         print(format_table(results, size, args.device))
-        if args.out:
-            with open(args.out, 'w') as f:
-                json.dump(dict(size=asdict(size), device=args.device,
-                               stages=[asdict(r) for r in results]), f, indent=1)
     return 0 if all(r.ok for r in results) else 1
+
+
+def write_json(path: str, results: List[StageResult], size: Size,
+               device: str) -> None:
+    """The results so far as JSON, replaced atomically (never a half file)."""
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(dict(size=asdict(size), device=device,
+                       device_name=_device_name(device),
+                       stages=[asdict(r) for r in results]), f, indent=1)
+    os.replace(tmp, path)
+
+
+def _device_name(device: str) -> str:
+    import torch
+    if device.startswith('cuda') and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return 'cpu'
 
 
 if __name__ == '__main__':

@@ -140,7 +140,8 @@ def batch_image_cams(cam_fn: CamFunction,
     position = {class_id: index for index, class_id in enumerate(union)}
     results = []
     for index, image_tags in enumerate(sorted_tags):
-        rows = torch.as_tensor([position[t] for t in image_tags], dtype=torch.long)
+        rows = torch.as_tensor([position[t] for t in image_tags], dtype=torch.long,
+                               device=summed.device)  # CUDA refuses a CPU index
         results.append(max_normalise(summed[index].index_select(0, rows)))
     return results
 

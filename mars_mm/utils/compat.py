@@ -2,7 +2,7 @@
 
 This module is the only place where mars_mm works around its dependencies; nothing
 here edits files in site-packages, and each fix is a no-op where the real thing works.
-:func:`apply_all` runs when ``mars_mm`` is imported (fixes 1 and 2); fix 3 is called
+:func:`apply_all` runs when ``mars_mm`` is imported (fixes 1, 2 and 5); fix 3 is called
 by the tools right before they build a Runner.
 
 1. **mmcv.ops without compiled ops** (mmcv-lite). mmseg 1.2.2 imports ``mmcv.ops`` at
@@ -28,6 +28,15 @@ by the tools right before they build a Runner.
    object has no attribute 'file_backend'`` (the attribute is created in
    ``before_train``). :func:`drop_save_best_for_testing` removes ``save_best`` from
    configs that are only tested.
+5. **mmpretrain 1.2 next to transformers >= 5.** Where transformers and pycocotools
+   are installed, ``import mmpretrain.models`` imports its multimodal models, written
+   against transformers 4: with transformers 5 (which no longer exports
+   ``apply_chunking_to_forward`` and friends from ``modeling_utils``) the import dies
+   with ``TypeError: NoneType takes no arguments`` (found on the GPU image, which ships
+   transformers 5.17). :func:`skip_incompatible_mmpretrain_multimodal` then sets
+   mmpretrain's own ``WITH_MULTIMODAL`` switch to False before ``mmpretrain.models``
+   is imported, so mmpretrain registers its placeholders (which explain what to
+   install) instead of the multimodal models; mars_mm uses none of them.
 """
 import importlib.util
 import os
@@ -238,13 +247,43 @@ def drop_save_best_for_testing(cfg: Any) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------- fix 5
+#: The first transformers major version that mmpretrain 1.2's multimodal code breaks on.
+TRANSFORMERS_BREAKING_MAJOR = 5
+
+
+def skip_incompatible_mmpretrain_multimodal() -> bool:
+    """Keep ``import mmpretrain.models`` working next to transformers >= 5 (fix 5).
+
+    Returns:
+        bool: True if mmpretrain's multimodal models were switched off.
+    """
+    if 'mmpretrain.models' in sys.modules:
+        return False  # imported already (it worked, or it is too late)
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        major = int(version('transformers').split('.')[0])
+    except (ImportError, PackageNotFoundError, ValueError):
+        return False   # no transformers, or a version we cannot read: leave it
+    if major < TRANSFORMERS_BREAKING_MAJOR or \
+            importlib.util.find_spec('mmpretrain') is None:
+        return False
+    from mmpretrain.utils import dependency
+    if not dependency.WITH_MULTIMODAL:
+        return False
+    dependency.WITH_MULTIMODAL = False
+    return True
+
+
 # ------------------------------------------------------------------------ entry
 def apply_all() -> List[str]:
     """Apply the import-time fixes once; returns the names of those that acted."""
     if _APPLIED:
         return list(_APPLIED)
-    for name, fix in (('mmcv_ops', provide_mmcv_ops),
-                      ('weights_only', allow_mmengine_checkpoints)):
+    fixes = (('mmcv_ops', provide_mmcv_ops),
+             ('weights_only', allow_mmengine_checkpoints),
+             ('mmpretrain_multimodal', skip_incompatible_mmpretrain_multimodal))
+    for name, fix in fixes:
         try:
             if fix():
                 _APPLIED.append(name)

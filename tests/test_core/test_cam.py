@@ -79,6 +79,21 @@ def test_batch_image_cams_per_image_tags():
             assert torch.allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_cams_on_cuda_equal_the_cpu_brute_force():
+    # found on a GPU: batch_image_cams indexed CUDA maps with a CPU tensor
+    net = tiny_cam_net()
+    images = torch.randn(2, 3, 24, 40)
+    tags = [[1, 4], [2]]
+    with torch.no_grad():
+        on_gpu = batch_image_cams(net.cuda(), images.cuda(), tags)
+        single = image_cams(net, images[0].cuda(), tags[0])
+        for image, image_tags, got in zip(images, tags, on_gpu):
+            expected = brute_force_cams(net.cpu(), image, image_tags)
+            assert torch.allclose(got.cpu(), expected, atol=1e-4)
+        assert torch.allclose(single.cpu(), on_gpu[0].cpu(), atol=1e-5)
+
+
 def test_image_cams_rejects_background_tag():
     with pytest.raises(ValueError, match='foreground'):
         image_cams(tiny_cam_net(), torch.randn(3, 8, 8), [0, 1])

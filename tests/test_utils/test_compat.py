@@ -1,4 +1,5 @@
 """Each compatibility fix has a test here that fails without it."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -162,3 +163,47 @@ def test_numpy_below_2_4_for_mmpretrain():
     # numpy 2.4 removed np.in1d, used by mmpretrain's retrieval metrics; the pin in
     # requirements keeps it available (a version problem solved by pins, not code).
     assert hasattr(np, 'in1d')
+
+
+# ------------------------------------------- fix 5: mmpretrain next to transformers 5
+def _fake_transformers(root) -> str:
+    """An installed-looking transformers 5.0.0 lacking what mmpretrain 1.2 imports."""
+    package = root / 'transformers'
+    package.mkdir()
+    (package / '__init__.py').write_text('')
+    (package / 'modeling_utils.py').write_text('')
+    info = root / 'transformers-5.0.0.dist-info'
+    info.mkdir()
+    (info / 'METADATA').write_text(
+        'Metadata-Version: 2.1\nName: transformers\nVersion: 5.0.0\n')
+    return str(root)
+
+
+@pytest.mark.skipif(importlib.util.find_spec('pycocotools') is None,
+                    reason='mmpretrain imports its multimodal models only with '
+                    'pycocotools')
+def test_mmpretrain_models_import_next_to_transformers_5(tmp_path):
+    env = dict(os.environ, PYTHONPATH=_fake_transformers(tmp_path))
+
+    def run(code):
+        return subprocess.run([sys.executable, '-c', code], capture_output=True,
+                              text=True, timeout=240, env=env)
+    # the problem, shown independently of the fix: mmpretrain alone fails
+    without = run('import mmpretrain.models')
+    assert without.returncode != 0 and 'transformers' in without.stderr
+    with_fix = run('import mars_mm, mmpretrain.models\n'
+                   'from mmpretrain.utils import dependency\n'
+                   'from mmpretrain.registry import MODELS\n'
+                   'assert not dependency.WITH_MULTIMODAL\n'
+                   'MODELS.build(dict(type="BlipCaption"))')
+    # mmpretrain's own placeholder answers, naming what to install
+    assert 'requires extra multi-modal dependencies' in with_fix.stderr, \
+        with_fix.stderr[-2000:]
+    assert 'NoneType takes no arguments' not in with_fix.stderr
+
+
+def test_multimodal_fix_leaves_transformers_4_alone(monkeypatch):
+    from importlib import metadata
+    monkeypatch.setattr(metadata, 'version', lambda name: '4.40.0')
+    monkeypatch.delitem(sys.modules, 'mmpretrain.models', raising=False)
+    assert not compat.skip_incompatible_mmpretrain_multimodal()
