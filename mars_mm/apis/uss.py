@@ -21,6 +21,7 @@ from mars_mm.core.debias import resize_label_to_grid
 from mars_mm.core.knn import centre_features, cosine_topk
 from mars_mm.core.multiscale import DEFAULT_SCALES, multiscale_dense
 from mars_mm.datasets.uss_pair_dataset import image_stems, write_knn_file
+from mars_mm.debias.quantised import QUANTISED_SUFFIX, save_quantised_embedding
 from mars_mm.utils.checkpoint import load_weights
 from mars_mm.utils.compat import drop_save_best_for_testing
 from mars_mm.utils.io import load_label_png, save_array, stem_of
@@ -151,14 +152,23 @@ def precompute_knn(cfg: Config, out: str, checkpoint: Optional[str] = None,
 @torch.no_grad()
 def _export_one(index: int, dataset, model: torch.nn.Module, out_dir: str,
                 scales: Sequence[float], flip: bool, stride: int,
-                what: str = 'codes') -> str:
+                what: str = 'codes', compact_bits: Optional[int] = None,
+                compact_pool: int = 1) -> str:
     item = dataset[index]
     image = _normalised(model, item)
     forward = model.dense_codes if what == 'codes' else model.extract_feat
     codes = multiscale_dense(forward, image, scales, flip, stride,
                              model.feature_stride)
-    path = osp.join(out_dir, stem_of(item['data_samples'].img_path) + '.npy')
-    save_array(path, codes.cpu().numpy().astype(np.float16))
+    # float16 first either way: a compact file is then exactly what
+    # tools/uss/compact_embeddings.py makes of the lossless one
+    array = codes.cpu().numpy().astype(np.float16)
+    stem = stem_of(item['data_samples'].img_path)
+    if compact_bits:
+        path = osp.join(out_dir, stem + QUANTISED_SUFFIX)
+        save_quantised_embedding(path, array, compact_pool, compact_bits)
+    else:
+        path = osp.join(out_dir, stem + '.npy')
+        save_array(path, array)
     return path
 
 
@@ -191,7 +201,9 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
                        flip: Optional[bool] = None, stride: int = 8,
                        device: Optional[str] = None,
                        resume: bool = True,
-                       what: str = 'codes') -> Dict[str, float]:
+                       what: str = 'codes',
+                       compact_bits: Optional[int] = None,
+                       compact_pool: int = 1) -> Dict[str, float]:
     """Write ``<out_dir>/<stem>.npy``: float16 ``(D, ceil(H/8), ceil(W/8))`` codes.
 
     Multi-scale and flip averaged (:func:`mars_mm.core.multiscale.multiscale_dense`),
@@ -200,6 +212,13 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
     ``checkpoint`` may be None for a model with nothing to train (a
     ``DenseEmbedder``) or for ``what='features'``; scales and flip default to the
     config's ``export`` dict (:func:`export_settings`).
+
+    With ``compact_bits`` (4 or 8) each image is written as
+    ``<out_dir>/<stem>.q8.npz`` instead, never also as ``.npy``: the float16 array
+    through :func:`mars_mm.debias.quantised.save_quantised_embedding`
+    (``compact_pool`` x ``compact_pool`` cells averaged first), the same file
+    ``tools/uss/compact_embeddings.py`` makes of the ``.npy``. Stage 3 reads them
+    with ``debias.embedding_suffix='.q8.npz'``.
 
     Returns:
         dict: ``images`` written by this process, ``seconds`` spent, ``per_second``.
@@ -214,6 +233,11 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
     """
     if what not in ('codes', 'features'):
         raise ValueError(f"what must be 'codes' or 'features', got {what!r}")
+    if compact_bits not in (None, 4, 8):
+        raise ValueError(f'compact_bits must be 4 or 8, got {compact_bits}')
+    if int(compact_pool) < 1:
+        raise ValueError(f'compact_pool must be >= 1, got {compact_pool}')
+    suffix = QUANTISED_SUFFIX if compact_bits else '.npy'
     scales, flip = export_settings(cfg, scales, flip)
     model = build_uss_model(cfg, checkpoint, device)
     if checkpoint is None and needs_training(model, what):
@@ -227,17 +251,21 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
                          'files are named by image stem')
     os.makedirs(out_dir, exist_ok=True)
     pipeline = cfg.get('uss_image_pipeline', None) or DEFAULT_IMAGE_PIPELINE
-    check_job_settings(out_dir, dict(
+    settings = dict(
         job='extract_features', checkpoint=file_digest(checkpoint),
         config=digest(dict(model=cfg.model, pipeline=pipeline)), split=split,
-        scales=list(scales), flip=bool(flip), stride=int(stride), what=what),
-        outputs=lambda name: name.endswith('.npy'))
+        scales=list(scales), flip=bool(flip), stride=int(stride), what=what)
+    if compact_bits:  # recorded only then: lossless folders keep their record
+        settings['compact'] = dict(bits=int(compact_bits), pool=int(compact_pool))
+    check_job_settings(out_dir, settings,
+                       outputs=lambda name: name.endswith(suffix))
     start = time.perf_counter()
     done = run_offline_job(
         list(range(len(dataset))),
         partial(_export_one, dataset=dataset, model=model, out_dir=out_dir,
-                scales=tuple(scales), flip=flip, stride=stride, what=what),
-        output_path=lambda index: osp.join(out_dir, stems[index] + '.npy'),
+                scales=tuple(scales), flip=flip, stride=stride, what=what,
+                compact_bits=compact_bits, compact_pool=int(compact_pool)),
+        output_path=lambda index: osp.join(out_dir, stems[index] + suffix),
         desc=f'embeddings ({split})', resume=resume)
     seconds = time.perf_counter() - start
     return dict(images=len(done), seconds=seconds,

@@ -2,11 +2,16 @@
 
     python tools/uss/extract_features.py CONFIG [CKPT] --out DIR [--split train]
         [--scales 0.5 1.0 1.5 2.0] [--no-flip] [--stride 8] [--device cpu]
-        [--what codes|features] [--no-resume] [--cfg-options k=v ...]
-        [--launcher pytorch|slurm]
+        [--what codes|features] [--compact-bits 4|8 [--compact-pool N]]
+        [--no-resume] [--cfg-options k=v ...] [--launcher pytorch|slurm]
 
 Each file ``DIR/<stem>.npy`` holds the raw (not normalised) codes averaged over the
-scales and horizontal flips, ``(D, ceil(H / 8), ceil(W / 8))``. A trained STEGO
+scales and horizontal flips, ``(D, ceil(H / 8), ceil(W / 8))``. With
+``--compact-bits`` each image is written as ``DIR/<stem>.q8.npz`` instead (4- or
+8-bit codes, ``mars_mm/debias/quantised.py``; the file
+``tools/uss/compact_embeddings.py`` makes of the ``.npy``), for Stage 3 with
+``debias.embedding_suffix=.q8.npz`` (sizes and label changes:
+``docs/en/benchmarks.md``, "Disk use"). A trained STEGO
 config needs its checkpoint; an embedding with nothing to train (e.g.
 ``configs/uss/colourtexture-d8_planted.py``) exports without one
 (``docs/en/data_formats.md``). Sharded over ranks, atomic, rerunning skips finished
@@ -32,7 +37,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', nargs='?', default=None,
                         help='trained STEGO checkpoint (not needed for a model with '
                         'nothing to train, e.g. DenseEmbedder, or --what features)')
-    parser.add_argument('--out', required=True, help='output folder of <stem>.npy')
+    parser.add_argument('--out', required=True,
+                        help='output folder of <stem>.npy (or <stem>.q8.npz)')
     parser.add_argument('--split', default='train', choices=('train', 'val', 'test'))
     parser.add_argument('--scales', type=positive_float, nargs='+',
                         help='export scales (default: the config\'s export.scales, '
@@ -43,8 +49,28 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--stride', type=int, default=8, help='output stride')
     parser.add_argument('--what', choices=('codes', 'features'), default='codes',
                         help='STEGO codes (default) or the frozen backbone features')
+    parser.add_argument('--compact-bits', type=int, choices=(4, 8), default=None,
+                        help='write <stem>.q8.npz with 4- or 8-bit codes instead '
+                        'of the lossless <stem>.npy')
+    parser.add_argument('--compact-pool', type=positive_int, default=1,
+                        help='with --compact-bits: average N x N cells first '
+                        '(default 1: keep the grid)')
     add_job_args(parser, device=True, resume=True)
-    return parse_job_args(parser)
+    args = parse_job_args(parser)
+    if args.compact_pool != 1 and args.compact_bits is None:
+        parser.error('--compact-pool needs --compact-bits')
+    return args
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be >= 1 (``--compact-pool``)."""
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f'not an integer: {text!r}') from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {text}')
+    return value
 
 
 def main() -> None:
@@ -56,7 +82,9 @@ def main() -> None:
                                scales=args.scales,
                                flip=False if args.no_flip else None,
                                stride=args.stride, device=args.device,
-                               resume=not args.no_resume, what=args.what)
+                               resume=not args.no_resume, what=args.what,
+                               compact_bits=args.compact_bits,
+                               compact_pool=args.compact_pool)
     print(f'wrote {stats["images"]} embeddings to {args.out} in '
           f'{stats["seconds"]:.1f} s ({stats["per_second"]:.2f} images/s)')
 

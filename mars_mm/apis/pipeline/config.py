@@ -30,13 +30,26 @@ Top-level keys (all stage dicts are optional unless the stage runs):
     stage's process count, e.g. 1 for a ``1xb16`` recipe in a 4-GPU pipeline;
     every stage with tools takes it).
 ``cams``
-    ``scales``, ``flip``, ``cfg_options`` (the config is ``cam_train``'s).
+    ``scales``, ``flip``, ``max_batch``, ``cfg_options`` (the config is
+    ``cam_train``'s), ``gpus``; with ``pseudo_labels.fused`` they are the fused
+    job's.
 ``pseudo_labels``
     ``external`` (a folder of another method's labels: the CAM stages are
-    skipped), ``bg_power`` / ``bg_threshold``, ``crf``, ``workers``.
+    skipped), ``bg_power`` / ``bg_threshold``, ``crf``, ``workers``, ``fused``
+    (True: Stage 1 is one job, ``tools/cam/generate_pseudo_labels.py``, on the
+    ``cams`` section's GPUs and settings; the same labels byte for byte, but no
+    ``cams`` stage and no CAM files, so the results table has no CAM score;
+    ``workers`` is then unused. Default False: ``generate_cams.py`` writes
+    ``<stem>.npz`` CAMs, then ``make_pseudo_labels.py``).
 ``embeddings``
     ``config`` (a ``DenseEmbedder`` exports without training; any other model is
-    trained first by ``uss_train``), ``cfg_options``, ``what``.
+    trained first by ``uss_train``), ``cfg_options``, ``what``, ``scales``,
+    ``flip``, ``gpus``, ``compact`` (``dict(bits=4|8, pool=1)``: write
+    ``<stem>.q8.npz`` codes, ``extract_features.py --compact-bits B
+    --compact-pool P``, instead of lossless float16 ``<stem>.npy``; Stage 3 then
+    reads them with ``debias.embedding_suffix=.q8.npz``. Default None:
+    lossless). ``docs/en/benchmarks.md`` ("Disk use") gives the bytes: COCO
+    train 182 GB lossless, 7.7 GB fused + 4-bit.
 ``debias``
     ``config``, ``cfg_options``, ``report``.
 ``oracle``
@@ -64,9 +77,11 @@ LAUNCHERS = ('none', 'pytorch', 'slurm')
 STAGE_KEYS = {
     'cam_train': {'config', 'cfg_options', 'schedule', 'enabled', 'gpus'},
     'cams': {'scales', 'flip', 'cfg_options', 'max_batch', 'gpus'},
-    'pseudo_labels': {'external', 'bg_power', 'bg_threshold', 'crf', 'workers'},
+    'pseudo_labels': {'external', 'bg_power', 'bg_threshold', 'crf', 'workers',
+                      'fused'},
     'uss_train': {'cfg_options', 'schedule', 'enabled', 'knn', 'gpus'},
-    'embeddings': {'config', 'cfg_options', 'what', 'scales', 'flip', 'gpus'},
+    'embeddings': {'config', 'cfg_options', 'what', 'scales', 'flip', 'gpus',
+                   'compact'},
     'debias': {'config', 'cfg_options', 'report', 'gpus'},
     'oracle': {'enabled', 'context_weight', 'gpus'},
     'seg_baseline': {'config', 'cfg_options', 'schedule', 'enabled', 'gpus'},
@@ -144,6 +159,11 @@ def validate(cfg: Config) -> None:
         if set(schedule) - {'max_iters', 'max_epochs'}:
             raise PipelineConfigError(f'`{stage}.schedule` takes max_iters or '
                                       f'max_epochs, got {sorted(schedule)}')
+    fused = _section(cfg, 'pseudo_labels').get('fused', False)
+    if not isinstance(fused, bool):
+        raise PipelineConfigError(f'`pseudo_labels.fused` must be True or False, '
+                                  f'got {fused!r}')
+    _check_compact(_section(cfg, 'embeddings').get('compact'))
     if cfg.get('launcher', 'none') not in LAUNCHERS:
         raise PipelineConfigError(f'launcher must be one of {LAUNCHERS}')
     external = _section(cfg, 'pseudo_labels').get('external')
@@ -162,6 +182,26 @@ def validate(cfg: Config) -> None:
     bad = [mode for mode in modes if mode not in TEST_MODES]
     if bad:
         raise PipelineConfigError(f'unknown test modes {bad}; known: {TEST_MODES}')
+
+
+def _check_compact(compact: Any) -> None:
+    """``embeddings.compact``: None/False, or ``dict(bits=4|8, pool=N >= 1)``."""
+    if compact is None or compact is False:
+        return
+    if not isinstance(compact, dict):
+        raise PipelineConfigError('`embeddings.compact` must be dict(bits=4|8, '
+                                  f'pool=1) or None, got {compact!r}')
+    bad = set(compact) - {'bits', 'pool'}
+    if bad:
+        raise PipelineConfigError(f'unknown keys {sorted(bad)} in '
+                                  '`embeddings.compact`; known: bits, pool')
+    if compact.get('bits', 4) not in (4, 8):
+        raise PipelineConfigError('`embeddings.compact.bits` must be 4 or 8, got '
+                                  f'{compact.get("bits")!r}')
+    pool = compact.get('pool', 1)
+    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+        raise PipelineConfigError('`embeddings.compact.pool` must be an integer '
+                                  f'>= 1, got {pool!r}')
 
 
 def stage_section(cfg: Config, stage: str) -> Dict[str, Any]:

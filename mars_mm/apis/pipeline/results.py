@@ -31,6 +31,11 @@ ROW_TITLES = dict(
     seg_mars='DeepLabV3+ with MARS (debiased labels + EMA complementing)')
 
 
+#: The CAM row of a pipeline whose Stage 1 is the fused job.
+CAM_NOT_STORED = ('not stored (fused CAM job, tools/cam/generate_pseudo_labels.py; '
+                  'set pseudo_labels.fused=False to keep and score the CAMs)')
+
+
 def _number(value: Any) -> Optional[float]:
     if value is None:
         return None
@@ -136,6 +141,12 @@ def collect(ctx: PipelineContext, plans: Dict[str, Stage]) -> Dict[str, Any]:
     rows: Dict[str, Any] = {}
     if masks and 'cams' in plans:
         rows['cam'] = cam_scores(ctx, plans['cams'].outputs['cams'], biased)
+    elif masks and (plans.get('pseudo_labels') and
+                    plans['pseudo_labels'].outputs.get('fused')):
+        # the fused job keeps no CAM files: nothing to score, said in the table
+        rows['cam'] = dict(split='train', num_images=len(ctx.stems('train')),
+                           path=None, miou=None, stored=False,
+                           note=CAM_NOT_STORED)
     baseline = plans['pseudo_labels'].outputs['labels'] \
         if 'pseudo_labels' in plans else None
     if baseline and masks:

@@ -17,6 +17,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mars_mm.debias.quantised import QUANTISED_SUFFIX
+
 from .config import PipelineConfigError
 from .context import (
     PipelineContext,
@@ -207,9 +209,19 @@ def plan_cam_train(ctx: PipelineContext) -> Optional[Stage]:
                           schedule=section.get('schedule'), gpus=section.get('gpus'))
 
 
-def plan_cams(ctx: PipelineContext, cam_train: Stage) -> Stage:
+def fused_cam_job(ctx: PipelineContext) -> bool:
+    """Stage 1 as one job (``pseudo_labels.fused``): CAMs -> labels without CAM
+    files (``tools/cam/generate_pseudo_labels.py``); no ``cams`` stage."""
+    section = ctx.section('pseudo_labels')
+    return bool(section.get('fused', False)) and not section.get('external')
+
+
+def cam_inference_args(ctx: PipelineContext, cam_train: Stage,
+                       folder: str) -> tuple:
+    """The arguments a CAM inference job (``generate_cams.py`` or the fused
+    ``generate_pseudo_labels.py``) takes from ``cam_train`` and the ``cams``
+    section, without ``--cfg-options``; the resolved config and its options."""
     section = ctx.section('cams')
-    folder = ctx.stage_dir('cams')
     config = cam_train.outputs['config']
     cfg, options = ctx.resolve(config, section.get('cfg_options'))
     scales = section.get('scales')
@@ -221,12 +233,49 @@ def plan_cams(ctx: PipelineContext, cam_train: Stage) -> Stage:
         args.append('--no-flip')
     if section.get('max_batch'):
         args += ['--max-batch', str(section['max_batch'])]
+    return args, cfg, options
+
+
+def plan_cams(ctx: PipelineContext, cam_train: Stage) -> Optional[Stage]:
+    if fused_cam_job(ctx):
+        return None  # the pseudo_labels stage runs the CAMs itself
+    section = ctx.section('cams')
+    folder = ctx.stage_dir('cams')
+    args, cfg, options = cam_inference_args(ctx, cam_train, folder)
     args += option_args(options)
     return Stage('cams', folder, dict(args=args, config=config_settings(cfg)),
-                 dict(cams=folder, config=config, options=options),
+                 dict(cams=folder, config=cam_train.outputs['config'],
+                      options=options),
                  lambda: files_complete(folder, ctx.stems('train'), '.npz'),
                  [Command('cam/generate_cams.py', args, True,
                           gpus=section.get('gpus'))],
+                 upstream=('cam_train', ))
+
+
+def _label_args(section: Dict[str, Any], crf_flag: bool) -> List[str]:
+    """Background score and CRF arguments of a pseudo-label job."""
+    if section.get('bg_threshold') is not None:
+        args = ['--bg-threshold', str(float(section['bg_threshold']))]
+    else:
+        args = ['--bg-power', str(float(section.get('bg_power', 2.0)))]
+    if section.get('crf', True):
+        return args + (['--crf'] if crf_flag else [])
+    return args + ['--no-crf']
+
+
+def plan_fused_pseudo_labels(ctx: PipelineContext) -> Stage:
+    """``tools/cam/generate_pseudo_labels.py``: the CAM job's inputs and settings
+    (``cams`` section) and the label settings, on the CAM job's GPUs."""
+    section = ctx.section('pseudo_labels')
+    folder = ctx.stage_dir('pseudo_labels')
+    cam_train = plan_cam_train(ctx)  # the same plan as the cam_train stage's
+    args, cfg, options = cam_inference_args(ctx, cam_train, folder)
+    args += _label_args(section, crf_flag=False) + option_args(options)
+    return Stage('pseudo_labels', folder, dict(args=args, config=config_settings(cfg)),
+                 dict(labels=folder, external=False, fused=True),
+                 lambda: files_complete(folder, ctx.stems('train'), '.png'),
+                 [Command('cam/generate_pseudo_labels.py', args, True,
+                          gpus=ctx.section('cams').get('gpus'))],
                  upstream=('cam_train', ))
 
 
@@ -241,13 +290,11 @@ def plan_pseudo_labels(ctx: PipelineContext, cams: Optional[Stage]) -> Stage:
                      dict(labels=external, external=True),
                      lambda: files_complete(external, ctx.stems('train'), '.png'),
                      upstream=('dataset', ), owns_dir=False)
+    if fused_cam_job(ctx):
+        return plan_fused_pseudo_labels(ctx)
     args = [cams.outputs['cams'], '--dataset', cams.outputs['config'], '--out',
             folder, '--split', 'train', '--data-root', ctx.data_root]
-    if section.get('bg_threshold') is not None:
-        args += ['--bg-threshold', str(float(section['bg_threshold']))]
-    else:
-        args += ['--bg-power', str(float(section.get('bg_power', 2.0)))]
-    args.append('--crf' if section.get('crf', True) else '--no-crf')
+    args += _label_args(section, crf_flag=True)
     dataset_options = {key: value for key, value in cams.outputs['options'].items()
                        if '_dataloader.' in key}
     args += option_args(dataset_options)
@@ -260,6 +307,14 @@ def plan_pseudo_labels(ctx: PipelineContext, cams: Optional[Stage]) -> Stage:
 
 
 # ------------------------------------------------------------------- Stage 2
+def compact_settings(section: Dict[str, Any]) -> Optional[Dict[str, int]]:
+    """``embeddings.compact`` as ``dict(bits, pool)``, or None (lossless ``.npy``)."""
+    compact = section.get('compact')
+    if not compact:
+        return None
+    return dict(bits=int(compact.get('bits', 4)), pool=int(compact.get('pool', 1)))
+
+
 def embedding_is_trained(ctx: PipelineContext) -> bool:
     """Whether the embedding model must be trained first (``uss_train``)."""
     enabled = ctx.section('uss_train').get('enabled', 'auto')
@@ -306,11 +361,16 @@ def plan_embeddings(ctx: PipelineContext, uss_train: Optional[Stage]) -> Stage:
         args += ['--scales'] + [str(float(scale)) for scale in section['scales']]
     if section.get('flip') is False:
         args.append('--no-flip')
+    compact = compact_settings(section)
+    if compact:
+        args += ['--compact-bits', str(compact['bits']), '--compact-pool',
+                 str(compact['pool'])]
+    suffix = QUANTISED_SUFFIX if compact else '.npy'
     args += option_args({key: value for key, value in options.items()
                          if key != 'randomness.seed'})
     return Stage('embeddings', folder, dict(args=args, config=config_settings(cfg)),
-                 dict(embeddings=folder),
-                 lambda: files_complete(folder, ctx.stems('train'), '.npy'),
+                 dict(embeddings=folder, suffix=suffix),
+                 lambda: files_complete(folder, ctx.stems('train'), suffix),
                  [Command('uss/extract_features.py', args, True,
                           gpus=section.get('gpus'))],
                  upstream=('uss_train', ) if uss_train else ('dataset', ))
@@ -318,11 +378,15 @@ def plan_embeddings(ctx: PipelineContext, uss_train: Optional[Stage]) -> Stage:
 
 # ------------------------------------------------------------------- Stage 3
 def debias_command(ctx: PipelineContext, folder: str, labels: str, embeddings: str,
-                   extra: Optional[dict] = None, report: bool = True) -> tuple:
-    """The debias tool's arguments and its resolved config."""
+                   extra: Optional[dict] = None, report: bool = True,
+                   suffix: str = '.npy') -> tuple:
+    """The debias tool's arguments and its resolved config (``suffix``: the
+    embedding files' ending, set only when not the default ``.npy``)."""
     section = ctx.section('debias')
     config = section['config']
     inputs = {'debias.pseudo_label_dir': labels, 'debias.embedding_dir': embeddings}
+    if suffix != '.npy':
+        inputs['debias.embedding_suffix'] = suffix
     cfg, options = ctx.resolve(config, inputs, section.get('cfg_options'), extra)
     args = [config, '--work-dir', folder, '--data-root', ctx.data_root] + (
         [] if report else ['--no-report']) + option_args(options)
@@ -334,7 +398,8 @@ def plan_debias(ctx: PipelineContext, pseudo_labels: Stage,
     folder = ctx.stage_dir('debias')
     report = bool(ctx.section('debias').get('report', True))
     args, cfg = debias_command(ctx, folder, pseudo_labels.outputs['labels'],
-                               embeddings.outputs['embeddings'], report=report)
+                               embeddings.outputs['embeddings'], report=report,
+                               suffix=embeddings.outputs.get('suffix', '.npy'))
     labels, report_dir = osp.join(folder, 'labels'), osp.join(folder, 'report')
 
     def complete() -> bool:

@@ -37,6 +37,9 @@ def label_table(results: Dict[str, Any]) -> List[str]:
             and rows[key].get('miou') is not None]
     if not keys:
         return []
+    unscored = 'cam' in rows and rows['cam'].get('stored') is False
+    if unscored:
+        keys.insert(0, 'cam')
     planted = any('removal' in rows[key] for key in keys)
     header = ['labels', 'split (images)', 'mIoU'] + [f'IoU {name}' for name in biased]
     header += ['mean FP', 'mean FN']
@@ -49,6 +52,10 @@ def label_table(results: Dict[str, Any]) -> List[str]:
     for key in keys:
         row = rows[key]
         title = results['titles'][key]
+        if key == 'cam' and row.get('stored') is False:
+            cells = [f'CAMs: {row["note"]}', _split(row, results)]
+            lines.append('| ' + ' | '.join(cells + ['-'] * (len(header) - 2)) + ' |')
+            continue
         if key == 'cam':
             title += f' {row["threshold"]:.2f}, picked with the GT'
         compare = base if key in ('debiased', 'oracle') else {}
