@@ -18,12 +18,12 @@ cam_train = dict(config='configs/cam/cam_r50-d16_1xb16-5e_voc12aug-512x512.py',
                  gpus=1)
 # Disk (docs/en/benchmarks.md, "Disk use"): the lossless path writes about 7.8 GB
 # of intermediates on train_aug (3.7 GB CAM files, 3.9 GB float16 .npy
-# embeddings), against a 2 GB target; 4-bit embedding codes (set below) leave
-# 4.4 GB, and the fused CAM job (pseudo_labels.fused=True: same labels, byte for
-# byte, no CAM files and no CAM score in the table) with them 0.65 GB. Lossless
-# embeddings back, one key: --cfg-options embeddings.compact=None.
+# embeddings), against a 2 GB target; the fused CAM job (same labels, byte for
+# byte, no CAM files) plus 4-bit embedding codes, set below, 0.65 GB. The lossless
+# path back, one key each: --cfg-options pseudo_labels.fused=False (keeps the
+# CAMs; the results table then scores them) embeddings.compact=None.
 cams = dict(scales=[1.0, 0.5, 1.5, 2.0], flip=True)
-pseudo_labels = dict(bg_power=2.0, crf=True, workers=16)
+pseudo_labels = dict(bg_power=2.0, crf=True, workers=16, fused=True)
 uss_train = dict(gpus=1)  # STEGO's recipe is 1xb16
 embeddings = dict(config='configs/uss/stego_vit-b8_1xb16-5k_voc12aug-224x224.py',
                   compact=dict(bits=4, pool=1))

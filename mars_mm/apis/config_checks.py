@@ -98,6 +98,18 @@ def _copies_of(cfg: Config, key: str, limit: int = 4) -> List[str]:
     return found[:limit]
 
 
+def _settings_fields(top: str) -> Set[str]:
+    """Keys a top-level dict accepts that a dataclass, not a registered type,
+    reads: ``debias`` is :class:`~mars_mm.debias.settings.DebiasSettings`
+    (e.g. ``embedding_suffix``, which the base config leaves out)."""
+    if top != 'debias':
+        return set()
+    import dataclasses
+
+    from mars_mm.debias.settings import DebiasSettings
+    return {item.name for item in dataclasses.fields(DebiasSettings)}
+
+
 def _check_nested(node: Any, parts: List[str], option: str) -> None:
     """Refuse a new key that looks like a typo of an existing or accepted one."""
     for depth in range(1, len(parts)):
@@ -113,6 +125,8 @@ def _check_nested(node: Any, parts: List[str], option: str) -> None:
             node = node[name]
             continue
         accepted = _registered_params(node.get('type'))
+        if depth == 1:
+            accepted |= _settings_fields(parts[0])
         if name in accepted:
             return
         close = difflib.get_close_matches(name, sorted(set(node) | accepted), n=3,

@@ -226,26 +226,8 @@ TINY = {
 }
 
 
-def _debias_reads_compact_embeddings(repo_root) -> bool:
-    """Whether tools/mars/debias.py takes ``--cfg-options
-    debias.embedding_suffix=.q8.npz`` (its --cfg-options check once refused it
-    as a typo of ``embedding_stride``)."""
-    from mars_mm.apis.launch import load_config
-    try:
-        load_config(osp.join(repo_root, 'configs', 'mars', 'debias_planted.py'),
-                    {'debias.embedding_suffix': QUANTISED_SUFFIX}, work_dir='.')
-    except ValueError:
-        return False
-    return True
-
-
 def test_driver_with_fused_labels_and_compact_embeddings(tmp_path, repo_root,
                                                          capsys):
-    if not _debias_reads_compact_embeddings(repo_root):
-        pytest.xfail('mars_mm/apis/config_checks.py refuses --cfg-options '
-                     'debias.embedding_suffix (a DebiasSettings field the base '
-                     'config leaves out), so Stage 3 cannot be pointed at .q8.npz '
-                     'files from the command line')
     work = str(tmp_path / 'work')
     with _cwd(repo_root):
         results = run_pipeline('configs/pipelines/planted_demo.py', work_dir=work,

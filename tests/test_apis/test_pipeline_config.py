@@ -62,7 +62,9 @@ def test_shipped_pipelines_load(path):
 
 def test_voc_pipeline_dry_run_wires_every_stage(capsys, tmp_path):
     work = str(tmp_path / 'voc')
-    commands, out = _dry_run('configs/pipelines/voc12aug.py', capsys, work_dir=work)
+    # the two-job Stage 1 (the fused job: test_pipeline_compact.py)
+    commands, out = _dry_run('configs/pipelines/voc12aug.py', capsys, work_dir=work,
+                             cfg_options={'pseudo_labels.fused': False})
     assert list(commands) == ['dataset', 'cam_train', 'cams', 'pseudo_labels',
                               'uss_train', 'embeddings', 'debias', 'seg_baseline',
                               'seg_mars', 'test']
@@ -124,7 +126,8 @@ def test_slurm_commands_mirror_the_launch_script(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv('PARTITION', 'gpu')
     monkeypatch.setenv('GPUS_PER_NODE', '4')
     commands, _ = _dry_run('configs/pipelines/voc12aug.py', capsys,
-                           work_dir=str(tmp_path / 'w'), launcher='slurm')
+                           work_dir=str(tmp_path / 'w'), launcher='slurm',
+                           cfg_options={'pseudo_labels.fused': False})
     cams = commands['cams'][0]
     assert cams.startswith('srun -p gpu --job-name=mars_mm --gres=gpu:4 --ntasks=4 '
                            '--ntasks-per-node=4 --cpus-per-task=5 '
