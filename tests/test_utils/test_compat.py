@@ -170,7 +170,10 @@ def _fake_transformers(root) -> str:
     """An installed-looking transformers 5.0.0 lacking what mmpretrain 1.2 imports."""
     package = root / 'transformers'
     package.mkdir()
-    (package / '__init__.py').write_text('')
+    # torch 2.1's dynamo patches PretrainedConfig.__eq__ wherever transformers exists
+    (package / '__init__.py').write_text('from . import configuration_utils\n')
+    (package / 'configuration_utils.py').write_text('class PretrainedConfig:\n'
+                                                    '    pass\n')
     (package / 'modeling_utils.py').write_text('')
     info = root / 'transformers-5.0.0.dist-info'
     info.mkdir()

@@ -116,14 +116,12 @@ def plan_results(ctx: PipelineContext, plans: Dict[str, Stage]) -> Stage:
 
 def plan_all(ctx: PipelineContext) -> Dict[str, Stage]:
     """Every stage of the pipeline that applies, in order (name -> plan)."""
+    from .cam_stages import plan_cam_train, plan_cams, plan_pseudo_labels
     from .stages import (
-        plan_cam_train,
-        plan_cams,
         plan_dataset,
         plan_debias,
         plan_embeddings,
         plan_oracle,
-        plan_pseudo_labels,
         plan_uss_train,
     )
     plans: Dict[str, Stage] = {}
@@ -135,7 +133,7 @@ def plan_all(ctx: PipelineContext) -> Dict[str, Stage]:
     add(plan_dataset(ctx))
     cam_train = add(plan_cam_train(ctx))
     cams = add(plan_cams(ctx, cam_train)) if cam_train else None
-    pseudo_labels = add(plan_pseudo_labels(ctx, cams))
+    pseudo_labels = add(plan_pseudo_labels(ctx, cams, cam_train))
     uss_train = add(plan_uss_train(ctx))
     embeddings = add(plan_embeddings(ctx, uss_train))
     debias = add(plan_debias(ctx, pseudo_labels, embeddings))
