@@ -18,7 +18,7 @@ DEMO_ARGS += --work-dir work_dirs/demo_quick --cfg-options \
 	seg_mars.schedule.max_iters=10
 endif
 
-.PHONY: install install-low test test-all lint demo clean-venv gpu-check
+.PHONY: install install-low test test-low test-all lint demo clean-venv gpu-check
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ $(VENV_LOW)/.mars_mm-installed: setup.py requirements/runtime.txt \
 		requirements/mminstall.txt requirements/constraints-gpu.txt tools/install_low.sh
 	bash tools/install_low.sh $(VENV_LOW) $(PYTHON_LOW)
 	touch $@
+
+## The suite's non-slow tests on the low-end stack (CI runs it after `make test`).
+test-low: install-low
+	$(VENV_LOW)/bin/python -m pytest tests -q -m "not slow" $(PYTEST_ARGS)
 
 ## benchmarks/gpu_check.py: full size on a GPU, tiny on CPU (docs/en/benchmarks.md)
 gpu-check: install
