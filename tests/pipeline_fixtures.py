@@ -1,8 +1,10 @@
-"""Your-own-data folders (TaggedImageDataset layout), made from a planted dataset."""
+"""Pipeline test helpers: your-own-data folders (TaggedImageDataset layout) made from
+a planted dataset, and running the driver from the repository root."""
 import json
 import os
 import os.path as osp
 import shutil
+from contextlib import contextmanager
 
 from mars_mm.datasets.generators.planted_bias import generate_planted_bias
 
@@ -55,3 +57,15 @@ def make_tagged_folder(root: str, num_train: int = 6, num_val: int = 3,
                 f.write('\n'.join(stems[split]) + '\n')
     shutil.rmtree(source)
     return dict(classes=classes, tags=tags, **stems)
+
+
+@contextmanager
+def working_directory(path: str):
+    """Run the block in ``path`` (pipeline configs name files relative to the repo);
+    for module-scoped fixtures, where pytest's ``monkeypatch.chdir`` is not offered."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)

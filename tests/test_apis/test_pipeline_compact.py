@@ -10,7 +10,6 @@ import os
 import os.path as osp
 import runpy
 import sys
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -26,21 +25,12 @@ from mars_mm.debias.quantised import (
     load_quantised_embedding,
     save_quantised_embedding,
 )
+from tests.pipeline_fixtures import working_directory
 
-#: The shipped pipelines that turn both on. VOC's fused job is set here too: its
-#: dry-run wiring test (test_pipeline_config.py) still checks the two-job path.
+#: The shipped pipelines, which turn both on (test_pipeline_config.py checks the
+#: two-job Stage 1 with pseudo_labels.fused=False).
 SHIPPED = [('configs/pipelines/coco2014.py', {}),
-           ('configs/pipelines/voc12aug.py', {'pseudo_labels.fused': True})]
-
-
-@contextmanager
-def _cwd(path):
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
+           ('configs/pipelines/voc12aug.py', {})]
 
 
 def _option(command, key):
@@ -61,7 +51,7 @@ def _flag(command, flag):
 def test_shipped_pipelines_fuse_stage1_and_compact_embeddings(path, options, capsys,
                                                               tmp_path, repo_root):
     work = str(tmp_path / 'w')
-    with _cwd(repo_root):
+    with working_directory(repo_root):
         cfg = load_pipeline_config(path)
         commands = run_pipeline(path, work_dir=work, cfg_options=dict(options),
                                 dry_run=True)['commands']
@@ -95,7 +85,7 @@ def test_fused_job_takes_every_stage1_setting(capsys, tmp_path, repo_root):
                'cams.max_batch': 2, 'cams.scales': [1.0],
                'cams.cfg_options': {'model.head.in_channels': 256}, 'gpus': 2,
                'cams.gpus': 1}
-    with _cwd(repo_root):
+    with working_directory(repo_root):
         commands = run_pipeline('configs/pipelines/planted.py',
                                 work_dir=str(tmp_path / 'w'), cfg_options=options,
                                 to_stage='pseudo_labels',
@@ -114,7 +104,7 @@ def test_fused_job_takes_every_stage1_setting(capsys, tmp_path, repo_root):
 def test_defaults_and_the_one_key_way_back(capsys, tmp_path, repo_root):
     """Both off by default (the planted pipelines); the COCO pipeline's lossless
     path is one key each; bad values name the key."""
-    with _cwd(repo_root):
+    with working_directory(repo_root):
         planted = run_pipeline('configs/pipelines/planted.py',
                                work_dir=str(tmp_path / 'p'), to_stage='debias',
                                dry_run=True)['commands']
@@ -229,7 +219,7 @@ TINY = {
 def test_driver_with_fused_labels_and_compact_embeddings(tmp_path, repo_root,
                                                          capsys):
     work = str(tmp_path / 'work')
-    with _cwd(repo_root):
+    with working_directory(repo_root):
         results = run_pipeline('configs/pipelines/planted_demo.py', work_dir=work,
                                cfg_options=dict(TINY), to_stage='debias')
     capsys.readouterr()
@@ -262,7 +252,7 @@ def test_driver_with_fused_labels_and_compact_embeddings(tmp_path, repo_root,
     assert 'debias.embedding_suffix=.q8.npz' in open(
         osp.join(work, 'debias', 'stage.log')).read()
     # a rerun skips every stage
-    with _cwd(repo_root):
+    with working_directory(repo_root):
         run_pipeline('configs/pipelines/planted_demo.py', work_dir=work,
                      cfg_options=dict(TINY), to_stage='debias')
     out = capsys.readouterr().out
@@ -272,7 +262,7 @@ def test_driver_with_fused_labels_and_compact_embeddings(tmp_path, repo_root,
                for line in stage_lines), out
     # 4 -> 8 bits is a changed setting: named, the stale files removed, rerun
     before = read_stamp(osp.join(work, 'embeddings'))['digest']
-    with _cwd(repo_root):
+    with working_directory(repo_root):
         run_pipeline('configs/pipelines/planted_demo.py', work_dir=work,
                      cfg_options=dict(TINY, **{'embeddings.compact.bits': 8}),
                      to_stage='embeddings')

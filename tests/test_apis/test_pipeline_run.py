@@ -9,7 +9,6 @@ import json
 import os
 import os.path as osp
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from mars_mm.apis.launch import load_config
 from mars_mm.apis.pipeline import run_pipeline
 from mars_mm.apis.pipeline.stamps import read_stamp
 from mars_mm.debias.analysis import evaluate_debiasing
-from tests.pipeline_fixtures import make_tagged_folder
+from tests.pipeline_fixtures import make_tagged_folder, working_directory
 
 pytestmark = pytest.mark.slow
 
@@ -33,21 +32,11 @@ TINY = {
 PIPELINE = 'configs/pipelines/planted_demo.py'
 
 
-@contextmanager
-def _cwd(path):
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory, repo_root=osp.dirname(osp.dirname(osp.dirname(
         osp.abspath(__file__))))):
     work = str(tmp_path_factory.mktemp('pipeline') / 'work')
-    with _cwd(repo_root):
+    with working_directory(repo_root):
         results = run_pipeline(PIPELINE, work_dir=work, cfg_options=dict(TINY))
     return dict(work=work, results=results, root=repo_root)
 
@@ -67,7 +56,7 @@ def _check_row(row, summary, biased):
 def test_table_equals_scores_computed_independently(tiny):
     work, results = tiny['work'], tiny['results']
     data = osp.join(work, 'dataset')
-    with _cwd(tiny['root']):
+    with working_directory(tiny['root']):
         cfg = load_config('configs/_base_/datasets/planted_bias.py', work_dir='.',
                           data_root=data)
     biased = results['dataset']['biased_classes']
@@ -123,7 +112,7 @@ def test_table_equals_scores_computed_independently(tiny):
 def test_rerun_skips_every_stage(tiny, capsys):
     capsys.readouterr()
     start = time.time()
-    with _cwd(tiny['root']):
+    with working_directory(tiny['root']):
         results = run_pipeline(PIPELINE, work_dir=tiny['work'],
                                cfg_options=dict(TINY))
     elapsed = time.time() - start
@@ -141,7 +130,7 @@ def test_changed_setting_is_named_and_rerun(tiny, capsys):
     before = read_stamp(osp.join(work, 'debias'))['digest']
     changed = dict(TINY, **{'debias.cfg_options.debias.alpha': 0.6})
     capsys.readouterr()
-    with _cwd(tiny['root']):
+    with working_directory(tiny['root']):
         run_pipeline(PIPELINE, work_dir=work, cfg_options=changed,
                      to_stage='debias')
     out = capsys.readouterr().out
@@ -152,7 +141,7 @@ def test_changed_setting_is_named_and_rerun(tiny, capsys):
     assert read_stamp(osp.join(work, 'debias'))['digest'] != before
     assert len(os.listdir(labels)) == 24
     # back to the original settings: detected again, and the stamp is the old one
-    with _cwd(tiny['root']):
+    with working_directory(tiny['root']):
         run_pipeline(PIPELINE, work_dir=work, cfg_options=dict(TINY),
                      to_stage='debias')
     assert 'config.debias.alpha: 0.6 -> 0.4' in capsys.readouterr().out
@@ -163,7 +152,7 @@ def test_own_data_without_masks(tmp_path, repo_root):
     root = str(tmp_path / 'mine')
     made = make_tagged_folder(root, num_train=12, num_val=4, masks=False)
     options = {'cam_train.schedule.max_epochs': 1}
-    with _cwd(repo_root):
+    with working_directory(repo_root):
         results = run_pipeline('configs/pipelines/own_data.py',
                                work_dir=str(tmp_path / 'work'), data_root=root,
                                cfg_options=options, to_stage='debias')
