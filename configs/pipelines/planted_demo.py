@@ -1,5 +1,5 @@
-# `make demo`: the planted pipeline (planted.py) cut towards 10 minutes on 2 CPU
-# cores (README.md, "The whole pipeline in one command", gives the measured time):
+# `make demo`: the planted pipeline (planted.py) cut to 5.5 minutes on 2 idle CPU
+# cores (README.md, "The whole pipeline in one command": time, seeds, what it shows):
 #   python tools/mars/run_pipeline.py configs/pipelines/planted_demo.py
 # Half of planted.py's images, and the two trainings, the largest stages in the
 # driver's CPU time per stage, cut most: the CAM classifier to 20 of 30 epochs (tag
