@@ -24,7 +24,11 @@ def _run(cmd, cwd, env_extra=None, timeout=600):
     env.update(env_extra or {})
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
                             timeout=timeout, env=env)
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    # stderr first and as plain text: a failed launcher's reason (a rendezvous or
+    # gloo timeout, a traceback) is at its end, and a tuple repr would be cut short
+    assert result.returncode == 0, (
+        f'exit {result.returncode}: {" ".join(cmd[:3])}\n--- stderr (end) ---\n'
+        f'{result.stderr[-4000:]}\n--- stdout (end) ---\n{result.stdout[-1500:]}')
     return result
 
 
