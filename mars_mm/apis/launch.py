@@ -265,6 +265,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be >= 1 (``--compact-pool``)."""
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f'not an integer: {text!r}') from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {text}')
+    return value
+
+
 def add_cam_inference_args(parser: argparse.ArgumentParser, outputs: str) -> None:
     """The arguments of a job that runs the CAM classifier over a split.
 

@@ -26,6 +26,7 @@ from mars_mm.apis.launch import (
     load_config,
     parse_job_args,
     positive_float,
+    positive_int,
 )
 from mars_mm.apis.uss import extract_embeddings
 from mars_mm.core.multiscale import DEFAULT_SCALES
@@ -60,17 +61,6 @@ def parse_args() -> argparse.Namespace:
     if args.compact_pool != 1 and args.compact_bits is None:
         parser.error('--compact-pool needs --compact-bits')
     return args
-
-
-def positive_int(text: str) -> int:
-    """argparse type of a count that must be >= 1 (``--compact-pool``)."""
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f'not an integer: {text!r}') from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {text}')
-    return value
 
 
 def main() -> None:

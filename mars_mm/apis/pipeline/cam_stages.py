@@ -67,7 +67,13 @@ def plan_cams(ctx: PipelineContext, cam_train: Stage) -> Optional[Stage]:
 
 
 def _label_args(section: Dict[str, Any], crf_flag: bool) -> List[str]:
-    """Background score and CRF arguments of a pseudo-label job."""
+    """Background score and CRF arguments of a pseudo-label job.
+
+    ``crf_flag``: whether the tool spells the CRF's default out (``--crf``:
+    ``make_pseudo_labels.py``; ``generate_pseudo_labels.py`` has only
+    ``--no-crf``). The args are part of the stage's settings stamp, so each tool's
+    spelling stays what it was.
+    """
     if section.get('bg_threshold') is not None:
         args = ['--bg-threshold', str(float(section['bg_threshold']))]
     else:
@@ -93,7 +99,7 @@ def plan_fused_pseudo_labels(ctx: PipelineContext, cam_train: Stage) -> Stage:
 
 
 def plan_pseudo_labels(ctx: PipelineContext, cams: Optional[Stage],
-                       cam_train: Optional[Stage] = None) -> Stage:
+                       cam_train: Optional[Stage]) -> Stage:
     section = ctx.section('pseudo_labels')
     folder = ctx.stage_dir('pseudo_labels')
     external = section.get('external')
