@@ -128,17 +128,65 @@ def resume_checkpoint(work_dir: str) -> Optional[str]:
     return path
 
 
+def safe_torch_load(path: str, map_location: Any = 'cpu',
+                    mmap: bool = False) -> Any:
+    """Load a torch file without running code from it: mars_mm's only unpickler.
+
+    Every checkpoint, weight file and ``.pth`` a user can hand to mars_mm (and,
+    through :mod:`mars_mm.utils.compat`, to mmengine's loaders) is read here with
+    torch's weights-only loader, extended by exactly mmengine's checkpoint globals.
+    torch < 2.4 cannot extend that loader, so it gets an unpickler with the same
+    allow-list (``compat.restricted_pickle_module``). A file holding any other
+    global is refused with the global's name; ``tests/test_utils/
+    test_safe_loading.py`` fails if a ``torch.load`` elsewhere bypasses this.
+
+    Args:
+        path: the file.
+        map_location: as for ``torch.load``.
+        mmap: memory-map the tensors (zip checkpoints only), so reading the
+            metadata does not read the weights.
+    """
+    import torch
+
+    from mars_mm.utils import compat
+    if hasattr(torch.serialization, 'add_safe_globals'):
+        compat.allow_mmengine_checkpoints()  # idempotent; import-time already
+        return torch.load(path, map_location=map_location, mmap=mmap,
+                          weights_only=True)
+    return torch.load(path, map_location=map_location, mmap=mmap, weights_only=False,
+                      pickle_module=compat.restricted_pickle_module())
+
+
+def _load_named(path: str, mmap: bool = False) -> Any:
+    """:func:`safe_torch_load` with errors that name the file."""
+    try:
+        return safe_torch_load(path, map_location='cpu', mmap=mmap)
+    except Exception as err:  # torch raises many types for broken files
+        text = str(err)
+        if 'Weights only load failed' in text or 'Unsupported global' in text:
+            raise ValueError(
+                f'{path}: refusing to load this checkpoint: it holds objects other '
+                'than tensors, numbers and mmengine\'s logs, and loading them '
+                'could run code hidden in the file (' + _first_line(text) +
+                '). Re-save its weights with torch.save(state_dict) from a trusted '
+                'session') from err
+        raise ValueError(f'{path}: cannot load checkpoint ({err})') from err
+
+
+def _first_line(text: str) -> str:
+    """The line of torch's message that names the refused global."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    named = [line for line in lines if re.search(
+        r'unsupported global|refusing global|unsupported class', line, re.I)]
+    return (named or lines or [''])[0][:300]
+
+
 def checkpoint_seed(path: str) -> Optional[int]:
     """The random seed an mmengine checkpoint was trained with (``meta.seed``),
     or None. The file is memory-mapped: the weights are not read."""
-    import torch
     with open(path, 'rb') as handle:
         zipped = handle.read(4) == b'PK\x03\x04'  # the legacy format cannot be mapped
-    try:
-        checkpoint = torch.load(path, map_location='cpu', mmap=zipped,
-                                weights_only=False)
-    except Exception as err:  # torch raises many types for broken files
-        raise ValueError(f'{path}: cannot load checkpoint ({err})') from err
+    checkpoint = _load_named(path, mmap=zipped)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     seed = meta.get('seed') if isinstance(meta, dict) else None
     return None if seed is None else int(seed)
@@ -146,12 +194,8 @@ def checkpoint_seed(path: str) -> Optional[int]:
 
 def load_checkpoint_file(path: str) -> Dict[str, Any]:
     """Load a checkpoint on the CPU, naming the file if it cannot be read."""
-    import torch
     check_checkpoint_file(path)
-    try:
-        return torch.load(path, map_location='cpu')
-    except Exception as err:  # torch raises many types for broken files
-        raise ValueError(f'{path}: cannot load checkpoint ({err})') from err
+    return _load_named(path)
 
 
 def state_dict_of(checkpoint: Any) -> Dict[str, Any]:

@@ -19,6 +19,16 @@ by the tools right before they build a Runner.
    ``getattr(HistoryBuffer, 'mean')``; allowing the builtin ``getattr`` would let a
    checkpoint reach arbitrary objects, so a stand-in registered under that name
    resolves only ``HistoryBuffer``'s registered statistics methods.
+   Two more holes are closed here. mmengine's loaders call ``torch.load`` without
+   ``weights_only``, which is unsafe on torch < 2.6 (its default was
+   ``weights_only=False``): :func:`route_mmengine_loads_through_safe_loader`
+   registers :func:`mars_mm.utils.checkpoint.safe_torch_load` for local paths and
+   http(s) URLs through mmengine's public ``CheckpointLoader.register_scheme``, so
+   ``--resume``, ``load_from``, ``init_model`` and test checkpoints never run code
+   from a file. torch < 2.4 has no ``add_safe_globals`` to extend its weights-only
+   allow-list with mmengine's globals: :func:`restricted_pickle_module` gives
+   ``torch.load`` an unpickler that resolves only torch's own weights-only
+   allow-list plus the globals above.
 3. **Distributed start-up without CUDA.** mmengine's ``pytorch`` launcher calls
    ``torch.cuda.set_device`` unconditionally, DDP is given a CUDA ``device_ids`` and
    SyncBN has no CPU kernel. :func:`setup_cpu_distributed` creates the gloo process
@@ -40,6 +50,7 @@ by the tools right before they build a Runner.
 """
 import importlib.util
 import os
+import pickle
 import sys
 import types
 import warnings
@@ -165,6 +176,89 @@ def allow_mmengine_checkpoints() -> bool:
     return True
 
 
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only allow-listed globals (torch < 2.4, fix 2)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _restricted_globals()
+        key = f'{module}.{name}'
+        if key in allowed:
+            return allowed[key]
+        raise pickle.UnpicklingError(
+            f'Weights only load failed: refusing global {key} (mars_mm loads '
+            'checkpoints with torch\'s weights-only allow-list and mmengine\'s '
+            'HistoryBuffer only)')
+
+
+def _restricted_globals() -> dict:
+    """``module.name`` -> object that :class:`_RestrictedUnpickler` resolves."""
+    from torch import _weights_only_unpickler
+    allowed = dict(_weights_only_unpickler._get_allowed_globals())
+    for item in _checkpoint_safe_globals():
+        allowed[f'{item.__module__}.{item.__qualname__}'] = item
+    allowed['builtins.getattr'] = allowed['__builtin__.getattr'] = \
+        _history_buffer_getattr
+    return allowed
+
+
+def restricted_pickle_module() -> types.ModuleType:
+    """A ``pickle_module`` for ``torch.load`` that refuses unknown globals (fix 2).
+
+    For torch < 2.4 only, whose weights-only loader cannot be told about
+    mmengine's ``HistoryBuffer``: ``torch.load(path, weights_only=False,
+    pickle_module=restricted_pickle_module())`` then resolves the same globals as
+    a weights-only load on torch >= 2.4 with :func:`allow_mmengine_checkpoints`.
+    """
+    module = types.ModuleType('mars_mm_restricted_pickle')
+    module.Unpickler = _RestrictedUnpickler
+    module.load = lambda file, **kwargs: _RestrictedUnpickler(file, **kwargs).load()
+    module.__name__ = 'pickle'  # torch checks nothing else of the module
+    return module
+
+
+def _safe_load_from_local(filename: str, map_location: Any = None) -> Any:
+    """mmengine's local-path checkpoint loader, through the safe loader (fix 2)."""
+    from mars_mm.utils.checkpoint import safe_torch_load
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return safe_torch_load(filename, map_location=map_location)
+
+
+def _safe_load_from_http(filename: str, map_location: Any = None,
+                         model_dir: Any = None, progress: bool = False) -> Any:
+    """mmengine's URL loader, through the safe loader: downloaded on local rank 0
+    into torch's hub cache (as mmengine does), then loaded weights-only."""
+    from urllib.parse import urlparse
+
+    import torch
+    from mmengine.dist import get_dist_info
+    model_dir = model_dir or os.path.join(torch.hub.get_dir(), 'checkpoints')
+    cached = os.path.join(model_dir, os.path.basename(urlparse(filename).path))
+    rank, world_size = get_dist_info()
+    if rank == 0 and not os.path.exists(cached):
+        os.makedirs(model_dir, exist_ok=True)
+        torch.hub.download_url_to_file(filename, cached, progress=progress)
+    if world_size > 1:
+        torch.distributed.barrier()
+    return _safe_load_from_local(cached, map_location)
+
+
+def route_mmengine_loads_through_safe_loader() -> bool:
+    """Register the safe loader for local paths and URLs in mmengine (fix 2).
+
+    Returns:
+        bool: True if mmengine is installed and the loaders were registered.
+    """
+    if importlib.util.find_spec('mmengine') is None:
+        return False
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme('', _safe_load_from_local, force=True)
+    CheckpointLoader.register_scheme(('http://', 'https://'), _safe_load_from_http,
+                                     force=True)
+    return True
+
+
 # --------------------------------------------------------------------------- fix 3
 def _replace_sync_bn(node: Any) -> Any:
     if isinstance(node, dict):
@@ -282,6 +376,7 @@ def apply_all() -> List[str]:
         return list(_APPLIED)
     fixes = (('mmcv_ops', provide_mmcv_ops),
              ('weights_only', allow_mmengine_checkpoints),
+             ('safe_mmengine_loads', route_mmengine_loads_through_safe_loader),
              ('mmpretrain_multimodal', skip_incompatible_mmpretrain_multimodal))
     for name, fix in fixes:
         try:

@@ -76,6 +76,26 @@ def stem_of(path: str) -> str:
     return osp.splitext(osp.basename(path))[0]
 
 
+def plain_file_name(name: str) -> Optional[str]:
+    """Why ``name`` (read from a user's file) is not a plain file name, or None.
+
+    Output paths are built as ``<out_dir>/<name>``: a name that is absolute, holds
+    a folder separator or is ``.``/``..`` would put the file elsewhere.
+    """
+    if not name or not name.strip():
+        return 'it is empty'
+    if '\x00' in name:
+        return 'it holds a NUL byte'
+    if osp.isabs(name) or name.startswith(('/', '\\')) or \
+            (len(name) > 1 and name[1] == ':'):
+        return 'it is an absolute path'
+    if '/' in name or '\\' in name:
+        return 'it holds a folder separator'
+    if name in ('.', '..'):
+        return 'it names a folder'
+    return None
+
+
 def is_temporary(filename: str) -> bool:
     """Whether ``filename`` is a leftover of :func:`atomic_write`."""
     return osp.basename(filename).startswith('.tmp-')

@@ -55,3 +55,26 @@ def rewrite_npz(path: str, **arrays) -> str:
     os.remove(path)
     np.savez_compressed(path, **content)
     return path
+
+
+class _RunsCommand:
+    """Unpickling this runs a shell command (what a hostile checkpoint does)."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def plant_code(path: str, marker: str) -> str:
+    """Hide ``touch marker`` in a checkpoint's ``meta``: loading it unsafely
+    creates ``marker``."""
+    import torch
+
+    # the world's own checkpoint (trusted); plain loading keeps this breaker
+    # usable against older checkouts (tests/test_bad_inputs/capture.py)
+    checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+    checkpoint['meta']['seed'] = _RunsCommand(f'touch {marker}')
+    torch.save(checkpoint, path)
+    return path

@@ -59,6 +59,24 @@ def _unknown_image(content):
     content['annotations'][0]['image_id'] = 99
 
 
+def coco_absolute_name(sb):
+    """A file_name that is an absolute path outside the output folder."""
+    elsewhere = sb.path('elsewhere', 'evil.jpg')
+    return _coco(sb, lambda content: content['images'][1].update(file_name=elsewhere))
+
+
+def coco_parent_name(sb):
+    """A file_name that climbs out of the output folder."""
+    return _coco(sb, lambda content: content['images'][1].update(
+        file_name='../../../evil.jpg'))
+
+
+def _nothing_outside(sb, result):
+    """Nothing was written beside the COCO folder (sb.path() holds only it)."""
+    outside = [name for name in os.listdir(sb.path()) if name != 'coco']
+    assert not outside, outside
+
+
 def coco_not_json(sb):
     root = sb.path('coco')
     os.makedirs(osp.join(root, 'annotations'))
@@ -117,6 +135,15 @@ CASES = [
     Case('coco-unknown-image', COCO, 'handled', 'an annotation naming no image',
          lambda sb: _coco(sb, _unknown_image), 1,
          r"instances_x2014\.json.*annotation 1.*image 99"),
+    Case('coco-absolute-file-name', COCO, 'unsafe 2',
+         'an image whose `file_name` is an absolute path elsewhere',
+         coco_absolute_name, 1,
+         r"instances_x2014\.json: image 2 has file_name .*elsewhere/evil\.jpg.*"
+         r"absolute", _nothing_outside),
+    Case('coco-parent-file-name', COCO, 'unsafe 2',
+         'an image whose `file_name` is `../../../evil.jpg`', coco_parent_name, 1,
+         r"instances_x2014\.json: image 2 has file_name '\.\./\.\./\.\./evil\.jpg'"
+         r".*separator", _nothing_outside),
     Case('coco-json-missing', COCO, 'handled', 'no instances JSON',
          lambda sb: sb.tool(COCO, sb.path('coco'), '--splits', 'x2014'), 1,
          r"instances_x2014\.json"),

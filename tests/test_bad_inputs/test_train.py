@@ -91,6 +91,27 @@ def resume_nothing_complete(sb):
     return _train(sb, 'seg', '--resume', '--cfg-options', 'train_cfg.max_iters=2')
 
 
+def _code_in_checkpoint(sb, explicit):
+    """A checkpoint whose meta runs `touch MARKER` when it is unpickled."""
+    work = _seg_work(sb)
+    breakers.plant_code(osp.join(work, 'iter_2.pth'), sb.path('MARKER'))
+    resume = ['--resume'] + ([osp.join(work, 'iter_2.pth')] if explicit else [])
+    return _train(sb, 'seg', *resume, '--cfg-options', 'train_cfg.max_iters=4')
+
+
+def resume_code_explicit(sb):
+    return _code_in_checkpoint(sb, explicit=True)
+
+
+def resume_code_in_work_dir(sb):
+    """Plain --resume: what the pipeline driver does after a kill."""
+    return _code_in_checkpoint(sb, explicit=False)
+
+
+def _no_code_ran(sb, result):
+    assert not osp.exists(sb.path('MARKER')), 'code hidden in the checkpoint ran'
+
+
 def _finished_at(iteration):
     def check(sb, result):
         path = sb.path('work', f'iter_{iteration}.pth')
@@ -164,6 +185,14 @@ CASES = [
     Case('resume-nothing-complete', TOOL, 'silent 1',
          '`--resume` with only a half-written checkpoint', resume_nothing_complete, 0,
          r"no complete checkpoint.*from scratch", _finished_at(2)),
+    Case('resume-code-explicit', TOOL, 'unsafe 1',
+         '`--resume CKPT`, CKPT hiding `os.system` in its meta',
+         resume_code_explicit, 1,
+         r"iter_2\.pth: refusing to load.*posix\.system", _no_code_ran),
+    Case('resume-code-in-work-dir', TOOL, 'unsafe 1',
+         '`--resume` in a work dir whose newest checkpoint hides `os.system`',
+         resume_code_in_work_dir, 1,
+         r"iter_2\.pth: refusing to load.*posix\.system", _no_code_ran),
     Case('pseudo-missing', TOOL, 'handled', 'a pseudo label missing',
          pseudo_missing, 1, rf"pseudo label not found.*{STEM3}\.png"),
     Case('pseudo-bad-value', TOOL, 'handled', 'a pseudo label holding 9 (7 classes)',

@@ -84,3 +84,20 @@ def test_atomic_write_gives_files_the_usual_mode(tmp_path):
         assert (target.stat().st_mode & 0o777) == 0o644
     finally:
         os.umask(old)
+
+
+@pytest.mark.parametrize('name, problem', [
+    ('COCO_train2014_000000000009.jpg', None),
+    ('2021.05.000003.jpg', None),
+    ('with space.jpg', None),
+    ('', 'empty'), ('  ', 'empty'),
+    ('/x/y/evil.jpg', 'absolute'), ('\\\\server\\evil.jpg', 'absolute'),
+    ('C:evil.jpg', 'absolute'),
+    ('../evil.jpg', 'separator'), ('sub/evil.jpg', 'separator'),
+    ('sub\\evil.jpg', 'separator'), ('..', 'folder'), ('.', 'folder'),
+    ('a\x00b', 'NUL'),
+])
+def test_plain_file_name(name, problem):
+    from mars_mm.utils.io import plain_file_name
+    found = plain_file_name(name)
+    assert (found is None) if problem is None else (problem in found), found

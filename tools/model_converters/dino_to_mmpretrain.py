@@ -17,6 +17,7 @@ from mars_mm.core.dino_convert import (
     infer_vit_arch,
     unwrap_dino_checkpoint,
 )
+from mars_mm.utils.checkpoint import load_checkpoint_file
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,7 +32,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from mmpretrain.models import VisionTransformer
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
+    checkpoint = load_checkpoint_file(args.src)
     state = convert_dino_to_mmpretrain(unwrap_dino_checkpoint(checkpoint))
     settings = infer_vit_arch(state)
     if args.num_heads is not None:

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from mars_mm.utils.io import IGNORE_INDEX, save_label_png, save_text
+from mars_mm.utils.io import IGNORE_INDEX, plain_file_name, save_label_png, save_text
 from mars_mm.utils.offline import get_dist_info, run_offline_job
 
 from .sbd import write_split
@@ -153,6 +153,14 @@ def _check_images(images: Sequence[dict], json_path: str) -> Dict[int, tuple]:
             raise ValueError(f'{json_path}: image entry {index} '
                              f'(id {image.get("id")}) has no {", ".join(missing)}')
         image_id, name = int(image['id']), str(image['file_name'])
+        problem = plain_file_name(name)
+        if problem is not None:
+            # its mask, split line and tag entry are named after it: refuse
+            # rather than write outside the output folder
+            raise ValueError(
+                f'{json_path}: image {image_id} has file_name {name!r}, but {problem};'
+                ' COCO file names are plain names (COCO_train2014_000000000009.jpg) '
+                'and the mask is written under the output folder by that name')
         if image_id in sizes:
             raise ValueError(f'{json_path}: image id {image_id} is listed twice')
         stem = osp.splitext(name)[0]
