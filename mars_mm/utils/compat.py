@@ -198,6 +198,10 @@ def _restricted_globals() -> dict:
         allowed[f'{item.__module__}.{item.__qualname__}'] = item
     allowed['builtins.getattr'] = allowed['__builtin__.getattr'] = \
         _history_buffer_getattr
+    # numpy 1.x pickles the bytes of arrays and scalars through _codecs.encode
+    # (str -> bytes, nothing else); torch >= 2.4 allow-lists it too
+    import _codecs
+    allowed['_codecs.encode'] = _codecs.encode
     return allowed
 
 
