@@ -24,6 +24,7 @@ def path(repo_root):
                            r"train_cfg\.max_iters"),
     ('model.decode_head.num_clases', r"did you mean model\.decode_head\.num_classes"),
     ('train_dataloader.datset.data_root', r"did you mean train_dataloader\.dataset"),
+    ('foo_dataloader', r"no key 'foo_dataloader'"),  # nothing reads it
     ('crop_size', r"'crop_size' is a variable .* copied into "
                   r"data_preprocessor\.size"),
     ('norm_cfg', r"'norm_cfg' is a variable .*model\.backbone\.norm_cfg"),
@@ -44,7 +45,7 @@ def test_ignored_options_are_refused(path, option, message):
     'model.backbone._delete_',        # mmengine's own keys
     'auto_scale_lr',                  # read by the Runner, absent from the config
     'tta_model',                      # read by tools/test.py --tta
-    'foo_dataloader',                 # any dataloader
+    'train_infer_dataloader',         # read by the offline stages
     'param_scheduler.0.end',          # list index
     'data_root',                      # applied to every dataloader
 ])
