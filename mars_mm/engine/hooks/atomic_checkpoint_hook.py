@@ -39,6 +39,7 @@ from mars_mm.engine.atomic_backend import (
     CheckpointWriteError,
 )
 from mars_mm.registry import HOOKS
+from mars_mm.utils.checkpoint import newest_complete_checkpoint
 from mars_mm.utils.io import is_temporary, save_text
 
 
@@ -89,15 +90,15 @@ class AtomicCheckpointHook(CheckpointHook):
     # ------------------------------------------------------------------ helpers
     def _save(self, runner, save, *args, **kwargs) -> None:
         """Run one of mmengine's saving methods, then delete what it queued."""
-        previous = self.last_ckpt
         try:
             save(runner, *args, **kwargs)
         except CheckpointWriteError as err:
             if self.atomic:
                 self.file_backend.discard_removals()
+            previous, _ = newest_complete_checkpoint(self.out_dir)
             kept = (f'the previous checkpoint {previous} is intact (resume from it '
                     'with tools/train.py --resume)') if previous else \
-                'no earlier checkpoint of this run exists'
+                f'{self.out_dir} holds no earlier complete checkpoint'
             raise CheckpointWriteError(err.path, OSError(err.errno, err.reason),
                                        kept) from err
         if self.atomic:
