@@ -97,7 +97,11 @@ AFTER_KILL = {
 }
 
 
-@pytest.mark.parametrize('phase', harness.PHASES)
+@pytest.mark.parametrize('phase', [
+    # the two ends of a save run in the fast suite; the steps between them
+    # (about 30 s each) with the slow tests, as in the 20-kill test
+    pytest.param(phase, marks=() if phase in ('write', 'remove') else
+                 pytest.mark.slow) for phase in harness.PHASES])
 def test_sigkill_at_each_step_of_a_save(phase, repo_root, tiny_voc, tmp_path,
                                         reference):
     config = _kill_config(str(tmp_path), repo_root)
