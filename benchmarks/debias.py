@@ -8,7 +8,7 @@ Three measurements, all on synthetic data in the real file formats:
    process for the ratios: k-means class by class (vs batched over the classes of an
    image) and the O(N^2) pairwise distance to all background centroids of a
    10,582-image dataset (vs the O(N) background-mean form).
-2. **The real job** (``mars_mm.apis.debias.debias_pseudo_labels``, 2 workers) on
+2. **The real job** (``mars_mm.debias.debias_pseudo_labels``, 2 workers) on
    ``--job-images`` VOC-size images on disk: seconds per pass and the projection to
    10,582 images on 2 cores (target: 19 min, the paper's time on 64 cores).
 3. **Pass-1 peak memory** (centroids with 2 workers + merge, in a fresh process each)
@@ -31,7 +31,7 @@ import time
 import numpy as np
 import torch
 
-from mars_mm.apis import debias as api
+from mars_mm import debias as stage3
 from mars_mm.core import debias as core
 from mars_mm.core.kmeans import batched_spherical_kmeans
 from mars_mm.utils.io import load_label_png, save_label_png
@@ -81,7 +81,7 @@ def kmeans_class_by_class(unit, grid, k_fg=2, k_bg=2):
 
 
 def load_all(label_path, emb_path, image_path):
-    return load_label_png(label_path), np.load(emb_path), api.load_rgb(image_path)
+    return load_label_png(label_path), np.load(emb_path), stage3.load_rgb(image_path)
 
 
 def centroids_batched(embedding, label):
@@ -187,23 +187,23 @@ def real_job(num_images, refinement, workers=2, seed=2):
             save_label_png(osp.join(folders['lab'], stem + '.png'), label)
             np.save(osp.join(folders['emb'], stem + '.npy'), embedding)
             mmcv.imwrite(image[..., ::-1], osp.join(folders['img'], stem + '.jpg'))
-            samples.append(api.Sample(stem, osp.join(folders['img'], stem + '.jpg'),
+            samples.append(stage3.Sample(stem, osp.join(folders['img'], stem + '.jpg'),
                                       np.sort(classes)))
-        settings = api.DebiasSettings(
+        settings = stage3.DebiasSettings(
             pseudo_label_dir=folders['lab'], embedding_dir=folders['emb'],
             work_dir=osp.join(tmp, 'work'), num_classes=21, num_workers=workers,
             refinement=refinement)
-        pass1, _ = timed(api.compute_centroids, samples, settings, None)
-        merge, _ = timed(api.merge_centroids, [s.stem for s in samples], settings,
+        pass1, _ = timed(stage3.compute_centroids, samples, settings, None)
+        merge, _ = timed(stage3.merge_centroids, [s.stem for s in samples], settings,
                          None)
-        pass2, _ = timed(api.write_debiased_labels, samples, settings)
+        pass2, _ = timed(stage3.write_debiased_labels, samples, settings)
     return pass1, merge, pass2
 
 
 MEMORY_CHILD = r'''
 import json, os, os.path as osp, resource, sys, time
 import numpy as np
-from mars_mm.apis import debias as api
+from mars_mm import debias as stage3
 from mars_mm.utils.io import save_label_png
 num, root = int(sys.argv[1]), sys.argv[2]
 rng = np.random.default_rng(0)
@@ -223,16 +223,16 @@ for i in range(num):
     stem = f'{i:06d}'
     os.link(osp.join(root, f'label{i % 64}.png'), osp.join(lab, stem + '.png'))
     os.link(osp.join(root, f'emb{i % 64}.npy'), osp.join(emb, stem + '.npy'))
-    samples.append(api.Sample(stem, None, np.array([1, 2, 3])))
-settings = api.DebiasSettings(pseudo_label_dir=lab, embedding_dir=emb,
+    samples.append(stage3.Sample(stem, None, np.array([1, 2, 3])))
+settings = stage3.DebiasSettings(pseudo_label_dir=lab, embedding_dir=emb,
                               work_dir=osp.join(root, 'work'), num_classes=81,
                               num_workers=int(sys.argv[3]))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.time()
-api.compute_centroids(samples, settings, None)
+stage3.compute_centroids(samples, settings, None)
 pass1 = time.time() - start
 start = time.time()
-arrays = api.merge_centroids([s.stem for s in samples], settings, None)
+arrays = stage3.merge_centroids([s.stem for s in samples], settings, None)
 merge = time.time() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

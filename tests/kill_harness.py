@@ -8,10 +8,17 @@ One process imports everything once; every attempt is a ``fork`` of it (cheap),
 killed with SIGKILL, either by the parent after a random delay (seeded) or by
 itself at a targeted moment of a checkpoint save:
 
-* ``write``: half of the checkpoint's bytes are on disk;
+* ``write``: half of the checkpoint's bytes are on disk (under the temporary
+  name the file backend writes to);
 * ``rename``: the checkpoint is complete under its temporary name, not renamed;
-* ``record``: renamed, ``last_checkpoint`` not yet replaced;
+* ``record``: renamed, ``last_checkpoint`` not yet rewritten;
+* ``empty-record``: ``last_checkpoint`` opened for rewriting (so emptied) by
+  mmengine's hook, nothing written to it yet;
 * ``remove``: everything written, the old checkpoint not yet deleted.
+
+The ``write`` kill works for any hook that writes through a file backend's
+``put``; the others patch ``os.replace``, ``os.remove`` and the ``open`` that
+mmengine's ``CheckpointHook`` writes ``last_checkpoint`` with.
 
 ``debias`` kills Stage 3 inside the merge (while the raw vector file, the
 ``.npy`` or the centroid file is written) and then lets it finish.
@@ -34,7 +41,7 @@ import traceback
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN = osp.join(REPO, 'tools', 'train.py')
-PHASES = ('write', 'rename', 'record', 'remove')
+PHASES = ('write', 'rename', 'record', 'empty-record', 'remove')
 
 
 def _die() -> None:
@@ -50,28 +57,47 @@ def _countdown(nth: int):
     return hit
 
 
+class _HalfThenDie:
+    """A file handle whose first write puts half the bytes on disk and dies."""
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+
+    def write(self, data) -> None:
+        self._handle.write(data[:len(data) // 2])
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        _die()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._handle.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+
 def install_self_kill(phase: str, nth: int = 1) -> None:
     """SIGKILL this process at the ``nth`` checkpoint save's ``phase``."""
     hit = _countdown(nth)
     if phase == 'write':
-        import mmengine.runner.runner as runner_module
-        original = runner_module.save_checkpoint
+        # the checkpoint file's write is cut in half: any hook whose backend
+        # writes the bytes with open(..., 'wb') (mmengine's local backend, ours)
+        import builtins
 
-        def save_checkpoint(checkpoint, filename, *args, **kwargs):
-            if hit():
-                import io
+        import mmengine.fileio.backends.local_backend as local_backend
 
-                import torch
-                buffer = io.BytesIO()
-                torch.save(checkpoint, buffer)
-                data = buffer.getvalue()
-                with open(filename, 'wb') as handle:
-                    handle.write(data[:len(data) // 2])
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                _die()
-            return original(checkpoint, filename, *args, **kwargs)
-        runner_module.save_checkpoint = save_checkpoint
+        import mars_mm.engine.atomic_backend as atomic_backend
+
+        def open_(path, mode='r', *args, **kwargs):
+            handle = builtins.open(path, mode, *args, **kwargs)
+            if 'w' in mode and str(path).endswith('.pth') and hit():
+                return _HalfThenDie(handle)
+            return handle
+        for module in (local_backend, atomic_backend):
+            module.open = open_
     elif phase == 'rename':
         original_replace = os.replace
 
@@ -80,15 +106,20 @@ def install_self_kill(phase: str, nth: int = 1) -> None:
                 _die()
             return original_replace(src, dst, *args, **kwargs)
         os.replace = replace
-    elif phase == 'record':
-        import mars_mm.engine.hooks.atomic_checkpoint_hook as hook_module
-        original_save_text = hook_module.save_text
+    elif phase in ('record', 'empty-record'):
+        import builtins
 
-        def save_text(path, text):
-            if osp.basename(path) == 'last_checkpoint' and hit():
+        import mmengine.hooks.checkpoint_hook as hook_module
+
+        def open_(path, mode='r', *args, **kwargs):
+            writing = osp.basename(str(path)) == 'last_checkpoint' and 'w' in mode
+            if writing and phase == 'record' and hit():
                 _die()
-            return original_save_text(path, text)
-        hook_module.save_text = save_text
+            handle = builtins.open(path, mode, *args, **kwargs)
+            if writing and phase == 'empty-record' and hit():
+                _die()  # opened with 'w': the record is empty now
+            return handle
+        hook_module.open = open_
     elif phase == 'remove':
         original_remove = os.remove
 

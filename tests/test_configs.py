@@ -226,3 +226,19 @@ def test_untrained_embedding_name_and_model(path):
     assert model.feature_stride == int(match['stride'])
     assert not [p for p in model.parameters() if p.requires_grad], \
         f'{path}: an untrained embedding has trainable parameters'
+
+
+@pytest.mark.parametrize('path', NAMED)
+def test_training_configs_name_the_checkpoint_hooks(path):
+    """Every config that trains names kill-safe saving and the random states in
+    its own ``default_hooks``: no tool swaps a hook in, so mmseg's own
+    ``tools/train.py`` saves and resumes exactly as mars_mm's does."""
+    from mars_mm.engine.hooks import AtomicCheckpointHook, RandomStateHook
+    from mars_mm.registry import HOOKS
+    cfg = _load(path)
+    if 'train_cfg' not in cfg or 'train_dataloader' not in cfg:
+        return  # nothing to train
+    hooks = cfg.default_hooks
+    assert HOOKS.get(hooks.checkpoint.type) is AtomicCheckpointHook, path
+    assert any(isinstance(hook, dict) and HOOKS.get(hook.get('type'))
+               is RandomStateHook for hook in hooks.values()), path

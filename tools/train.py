@@ -6,8 +6,10 @@
 ``--resume`` alone continues from the newest complete checkpoint in the work dir
 (the one ``last_checkpoint`` names, or the newest ``epoch_N``/``iter_N.pth`` that is
 complete if that one is missing or truncated); with a path it continues from that
-checkpoint. Checkpoints are written atomically (``AtomicCheckpointHook`` replaces a
-plain ``CheckpointHook``). Multi-GPU: ``tools/dist_train.sh CONFIG GPUS``.
+checkpoint. The config's hooks are used as written: mars_mm's configs name
+``AtomicCheckpointHook`` (kill-safe saves) and ``RandomStateHook`` (bit-identical
+resumes) in ``default_hooks``, so mmseg's own ``tools/train.py`` saves the same way.
+Multi-GPU: ``tools/dist_train.sh CONFIG GPUS``.
 """
 import argparse
 
@@ -22,7 +24,6 @@ from mars_mm.apis.launch import (
     load_config,
     parse_job_args,
     prepare_launcher,
-    use_atomic_checkpoints,
 )
 
 
@@ -47,7 +48,6 @@ def main() -> None:
     if args.amp:
         enable_amp(cfg)
     check_class_counts(cfg, 'train_dataloader')
-    use_atomic_checkpoints(cfg)
     apply_resume(cfg, args.resume)
     prepare_launcher(cfg, args.launcher)
     if 'runner_type' in cfg:

@@ -16,4 +16,8 @@ model = dict(decode_head=dict(num_classes=num_classes),
 # training labels: the dataset base's pseudo_label_dir (Stage 1)
 val_evaluator = dict(type='SegFPFNMetric', _delete_=True)
 test_evaluator = val_evaluator
+# kill-safe checkpoints, and the random states a resumed run continues
+# (docs/en/reliability.md, "Checkpoints and resuming")
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'),
+                     random_state=dict(type='RandomStateHook'))
 tta_model = dict(type='CRFSegTTAModel', crf=dict())

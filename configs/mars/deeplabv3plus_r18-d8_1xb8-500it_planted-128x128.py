@@ -56,5 +56,10 @@ param_scheduler = [
          by_epoch=False)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
+# kill-safe checkpoints, and the random states a resumed run continues
+# (docs/en/reliability.md, "Checkpoints and resuming")
+default_hooks = dict(
+    checkpoint=dict(type='AtomicCheckpointHook', interval=max_iters,
+                    max_keep_ckpts=1),
+    random_state=dict(type='RandomStateHook'))
 randomness = dict(seed=0)

@@ -17,6 +17,10 @@ train_dataloader = dict(
     dataset=dict(pseudo_label_dir='work_dirs/mars/debias_voc/labels'))
 val_evaluator = dict(type='SegFPFNMetric', _delete_=True)
 test_evaluator = val_evaluator
+# kill-safe checkpoints, and the random states a resumed run continues
+# (docs/en/reliability.md, "Checkpoints and resuming")
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'),
+                     random_state=dict(type='RandomStateHook'))
 # tools/test.py --tta: scales (1.0, 0.5, 1.5, 2.0) + flip (the dataset base's
 # tta_pipeline), softmax averaged, then dense CRF on the original image.
 tta_model = dict(type='CRFSegTTAModel', crf=dict())

@@ -14,6 +14,10 @@ train_dataloader = dict(
     dataset=dict(pseudo_label_dir='work_dirs/mars/debias_coco/labels'))
 val_evaluator = dict(type='SegFPFNMetric', _delete_=True)
 test_evaluator = val_evaluator
+# kill-safe checkpoints, and the random states a resumed run continues
+# (docs/en/reliability.md, "Checkpoints and resuming")
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'),
+                     random_state=dict(type='RandomStateHook'))
 # 81 labels make a full CRF slow (~2 s per image): only background + classes
 # predicted somewhere or reaching 0.1 probability enter it.
 tta_model = dict(type='CRFSegTTAModel', crf=dict(), candidate_min_prob=0.1)

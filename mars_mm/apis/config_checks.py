@@ -8,41 +8,134 @@ silently. :func:`check_cfg_options` (called by
 :func:`mars_mm.apis.launch.load_config`) and :func:`check_class_counts` (called
 by ``tools/train.py``, ``tools/test.py``) turn those into errors naming the
 option or config key.
+
+Which keys are read is derived, not listed:
+
+* **top level**: what the registered runner classes read (mmengine's ``Runner``
+  and ``FlexibleRunner``, found in the ``RUNNERS`` registry): the arguments of
+  their ``__init__`` and the keys their code looks up in the config
+  (``cfg.get('model_wrapper_cfg')``), both read with :mod:`inspect`; plus the
+  sections mars_mm's tools read (:data:`TOOL_SECTIONS`);
+* **below**: the keys a dict has, and the arguments of the class that reads it:
+  its registered ``type`` (every class of its MRO, since ``**kwargs`` are passed
+  on), else, for a top-level dict, the class the runner argument's annotation
+  names (a ``*_dataloader`` without ``type`` is a ``DataLoader``'s arguments)
+  or the reader of the tool section.
 """
 import copy
 import difflib
+import functools
+import importlib
 import inspect
+import re
+import typing
 from typing import Any, Dict, List, Optional, Set
 
 from mmengine.config import Config
 
-#: Top-level keys read after the config is parsed, by mmengine's Runner or by
-#: mars_mm's tools; a config may lack them (``--cfg-options`` may add them). Keys
-#: ending in ``_dataloader`` or ``_evaluator`` are read too.
-RUNTIME_KEYS = frozenset({
-    # mmengine.runner.Runner.from_cfg and Runner.__init__
-    'model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader',
-    'train_cfg', 'val_cfg', 'test_cfg', 'auto_scale_lr', 'optim_wrapper',
-    'param_scheduler', 'val_evaluator', 'test_evaluator', 'default_hooks',
-    'custom_hooks', 'data_preprocessor', 'load_from', 'resume', 'launcher',
-    'env_cfg', 'log_processor', 'log_level', 'visualizer', 'default_scope',
-    'randomness', 'experiment_name', 'model_wrapper_cfg', 'compile',
-    'activation_checkpointing', 'efficient_conv_bn_eval', 'runner_type',
-    'strategy', 'custom_imports',
-    # mars_mm's tools
-    'tta_model', 'tta_pipeline', 'train_infer_dataloader', 'test_server_dataloader',
-    'cam_pipeline', 'uss_image_pipeline', 'knn_cfg', 'export', 'debias',
-})
+#: Top-level sections that mars_mm's tools read, with what reads their keys:
+#: ``'module:attribute'`` (a class whose ``__init__`` arguments, a dataclass
+#: whose fields, or a dict whose keys are accepted), ``'runner:<argument>'``
+#: (read as that runner argument is, e.g. by ``Runner.build_dataloader``) or
+#: None (no fixed keys: a list, or a dict with its own ``type``).
+TOOL_SECTIONS = {
+    'debias': 'mars_mm.debias.settings:DebiasSettings',  # tools/mars/debias.py
+    'knn_cfg': 'mars_mm.apis.uss:KNN_DEFAULTS',  # tools/uss/precompute_knn.py
+    'export': 'mars_mm.apis.uss:EXPORT_DEFAULTS',  # tools/uss/extract_features.py
+    'train_infer_dataloader': 'runner:train_dataloader',  # offline stages
+    'test_server_dataloader': 'runner:test_dataloader',  # tools/test.py --out
+    'tta_model': None,  # tools/test.py --tta
+    'tta_pipeline': None,
+    'cam_pipeline': None,  # tools/cam/generate_cams.py
+    'uss_image_pipeline': None,  # tools/uss/*
+    'runner_type': None,  # tools/train.py builds the runner it names, as mmseg's
+}
+
+#: A config lookup in a runner's code: ``cfg.get('key'`` or ``cfg['key']``
+#: (``self.cfg`` too, not ``env_cfg.get(...)``).
+_CFG_LOOKUP = re.compile(
+    r"(?:(?<![\w.])|(?<=self\.))cfg(?:\.get\(\s*|\[\s*)'(\w+)'")
+
+
+def _runner_classes() -> List[type]:
+    """Every class in mmengine's ``RUNNERS`` registry and the registries below
+    it (mmseg's, mmpretrain's)."""
+    from mmengine.registry import RUNNERS
+
+    import mars_mm.registry  # noqa: F401  (the child registries exist)
+    classes, registries = [], [RUNNERS]
+    while registries:
+        registry = registries.pop()
+        classes += [cls for cls in registry.module_dict.values()
+                    if isinstance(cls, type)]
+        registries += list(registry.children.values())
+    return classes
+
+
+def _annotated_class(annotation: Any) -> Optional[type]:
+    """The class other than dict/list/str/bool/None that an annotation names
+    (``Union[DataLoader, Dict, None]`` -> ``DataLoader``), if any."""
+    if isinstance(annotation, type):
+        plain = (dict, list, tuple, str, bool, int, float, type(None))
+        return None if issubclass(annotation, plain) else annotation
+    for argument in typing.get_args(annotation):
+        found = _annotated_class(argument)
+        if found is not None:
+            return found
+    return None
+
+
+@functools.cache
+def runner_keys() -> Dict[str, Optional[type]]:
+    """Top-level config keys the registered runners read.
+
+    Returns:
+        dict: key -> the class the ``__init__`` annotation names for it (what a
+        dict without ``type`` becomes), or None. The ``cfg`` argument (the
+        config itself) is no key.
+    """
+    keys: Dict[str, Optional[type]] = {}
+    for cls in _runner_classes():
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if name in ('self', 'cfg') or param.kind in (
+                    param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                continue
+            if keys.get(name) is None:
+                keys[name] = _annotated_class(param.annotation)
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):  # no source (compiled): arguments only
+            continue
+        for name in _CFG_LOOKUP.findall(source):
+            keys.setdefault(name, None)
+    return keys
 
 
 def _read_at_runtime(key: str) -> bool:
-    return key in RUNTIME_KEYS or key.endswith(('_dataloader', '_evaluator'))
+    return key in runner_keys() or key in TOOL_SECTIONS
 
 
-# ------------------------------------------------------------- --cfg-options check
+def _init_params(cls: type) -> Set[str]:
+    """Arguments of ``cls`` (all classes of its MRO, since ``**kwargs`` are
+    passed on; a dataclass's fields through its generated ``__init__``)."""
+    params = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        try:
+            signature = inspect.signature(init)
+        except (TypeError, ValueError):
+            continue
+        params |= {name for name, param in signature.parameters.items()
+                   if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+                   and name != 'self'}
+    return params
+
+
 def _registered_params(type_name: Any) -> Set[str]:
-    """Constructor arguments of a registered type (all classes of its MRO, since
-    ``**kwargs`` are passed on), or an empty set when the type is unknown."""
+    """Constructor arguments of a registered type, or an empty set when the
+    type is unknown."""
     from mars_mm import registry
     classes = []
     if isinstance(type_name, type):
@@ -57,18 +150,22 @@ def _registered_params(type_name: Any) -> Set[str]:
                 classes.append(found)
     params = set()
     for cls in classes:
-        for klass in cls.__mro__:
-            init = klass.__dict__.get('__init__')
-            if init is None:
-                continue
-            try:
-                signature = inspect.signature(init)
-            except (TypeError, ValueError):
-                continue
-            params |= {name for name, param in signature.parameters.items()
-                       if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
-                       and name != 'self'}
+        params |= _init_params(cls)
     return params
+
+
+def section_params(key: str) -> Set[str]:
+    """Keys a top-level dict without ``type`` accepts, from what reads it (the
+    runner argument's annotated class, or the :data:`TOOL_SECTIONS` reader)."""
+    reader = TOOL_SECTIONS.get(key)
+    if isinstance(reader, str) and reader.startswith('runner:'):
+        key, reader = reader.split(':', 1)[1], None
+    if reader is None:
+        cls = runner_keys().get(key)
+        return _init_params(cls) if cls is not None else set()
+    module, attribute = reader.split(':')
+    target = getattr(importlib.import_module(module), attribute)
+    return set(target) if isinstance(target, dict) else _init_params(target)
 
 
 def _copies_of(cfg: Config, key: str, limit: int = 4) -> List[str]:
@@ -98,18 +195,6 @@ def _copies_of(cfg: Config, key: str, limit: int = 4) -> List[str]:
     return found[:limit]
 
 
-def _settings_fields(top: str) -> Set[str]:
-    """Keys a top-level dict accepts that a dataclass, not a registered type,
-    reads: ``debias`` is :class:`~mars_mm.debias.settings.DebiasSettings`
-    (e.g. ``embedding_suffix``, which the base config leaves out)."""
-    if top != 'debias':
-        return set()
-    import dataclasses
-
-    from mars_mm.debias.settings import DebiasSettings
-    return {item.name for item in dataclasses.fields(DebiasSettings)}
-
-
 def _check_nested(node: Any, parts: List[str], option: str) -> None:
     """Refuse a new key that looks like a typo of an existing or accepted one."""
     for depth in range(1, len(parts)):
@@ -125,8 +210,8 @@ def _check_nested(node: Any, parts: List[str], option: str) -> None:
             node = node[name]
             continue
         accepted = _registered_params(node.get('type'))
-        if depth == 1:
-            accepted |= _settings_fields(parts[0])
+        if depth == 1 and 'type' not in node:
+            accepted |= section_params(parts[0])
         if name in accepted:
             return
         close = difflib.get_close_matches(name, sorted(set(node) | accepted), n=3,
@@ -147,18 +232,19 @@ def check_cfg_options(cfg: Config, options: Dict[str, Any], path: str) -> None:
     read, a top-level variable such as ``num_classes`` is changed after its
     value was copied into the settings that use it. The checks, by depth:
 
-    * **top level**: a key the config lacks must be one the Runner or a mars_mm
-      tool reads (:data:`RUNTIME_KEYS`, ``*_dataloader``, ``*_evaluator``),
+    * **top level**: a key the config lacks must be one a registered runner or
+      a mars_mm tool reads (:func:`runner_keys`, :data:`TOOL_SECTIONS`),
       otherwise it is an error listing the close matches; a key the config has
       but nothing reads after parsing (a variable like ``crop_size``, found
       copied into other settings) is an error naming those settings.
       ``data_root`` is the exception: :func:`load_config` applies it to every
       dataloader, like ``--data-root``.
     * **nested levels**: a key new to an existing dict is an error when it is
-      within a small edit of a key of that dict, or of an argument of the dict's
-      registered ``type``, and is not itself such an argument (``max_epocs``
-      next to ``max_epochs``). Other new keys pass, as in mmengine: a registered
-      type may accept arguments the config does not set.
+      within a small edit of a key of that dict, or of an argument of the class
+      that reads the dict (its registered ``type``; for a top-level dict
+      without one, :func:`section_params`), and is not itself such an argument
+      (``max_epocs`` next to ``max_epochs``). Other new keys pass, as in
+      mmengine: a class may accept arguments the config does not set.
 
     Raises:
         ValueError: naming the option and the keys it may have meant.
@@ -171,8 +257,8 @@ def check_cfg_options(cfg: Config, options: Dict[str, Any], path: str) -> None:
         if top not in cfg:
             if _read_at_runtime(top):
                 continue
-            close = difflib.get_close_matches(
-                top, sorted(set(cfg.keys()) | RUNTIME_KEYS), n=3, cutoff=0.6)
+            known = set(cfg.keys()) | set(runner_keys()) | set(TOOL_SECTIONS)
+            close = difflib.get_close_matches(top, sorted(known), n=3, cutoff=0.6)
             hint = f'; did you mean {" or ".join(close)}?' if close else ''
             raise ValueError(
                 f'--cfg-options {option}: {path} has no key {top!r}{hint} (mmengine '

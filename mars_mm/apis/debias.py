@@ -2,16 +2,12 @@
 
 Builds the split from the config's dataset (the only step that needs the registry)
 and runs :func:`mars_mm.debias.debias_pseudo_labels`. Stage 3 itself (settings,
-passes, files, report, analysis) lives in :mod:`mars_mm.debias`; its names are
-re-exported here so that code written against v0.1 (``benchmarks/debias.py``) keeps
-working.
+passes, files, report, analysis) lives in :mod:`mars_mm.debias`.
 """
 import copy
 from typing import Any, List, Tuple
 
 from mars_mm.apis.splits import split_dataloader_key
-from mars_mm.core.debias import TAG_SOURCES  # noqa: F401  (v0.1 name)
-from mars_mm.debias import *  # noqa: F401,F403  (v0.1 names)
 from mars_mm.debias import (
     DebiasSettings,
     Sample,
@@ -20,11 +16,10 @@ from mars_mm.debias import (
     samples_from_dataset,
     settings_from_config,
 )
-from mars_mm.debias import __all__ as _stage3_names
 from mars_mm.registry import DATASETS
 from mars_mm.utils.offline import get_dist_info
 
-__all__ = ['TAG_SOURCES', 'build_samples', 'debias_from_config'] + list(_stage3_names)
+__all__ = ['build_samples', 'debias_from_config']
 
 
 def build_samples(cfg: Any) -> Tuple[List[Sample], List[str]]:

@@ -88,25 +88,6 @@ def set_data_root(cfg: Config, data_root: str) -> int:
     return count
 
 
-def use_atomic_checkpoints(cfg: Config) -> bool:
-    """Replace a plain mmengine ``CheckpointHook`` by ``AtomicCheckpointHook``
-    (same options; kill-safe writes and random states, see
-    :mod:`mars_mm.engine.hooks.atomic_checkpoint_hook`).
-
-    Returns:
-        bool: True if the config's hook was replaced.
-    """
-    from mmengine.hooks import CheckpointHook
-    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint')
-    if not isinstance(hook, dict):
-        return False
-    if hook.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook',
-                            CheckpointHook):
-        hook['type'] = 'AtomicCheckpointHook'
-        return True
-    return False
-
-
 def apply_resume(cfg: Config, resume: Optional[str]) -> None:
     """``--resume`` (``'auto'``: the work dir's newest complete checkpoint) or
     ``--resume CKPT``, checked before the Runner starts.

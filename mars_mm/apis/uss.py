@@ -122,6 +122,12 @@ def global_features(model: torch.nn.Module, dataset,
     return features
 
 
+#: The config's ``knn_cfg`` settings and their defaults (:func:`precompute_knn`).
+KNN_DEFAULTS = dict(size=(224, 224), centre=False)
+#: The config's ``export`` settings and their defaults (STEGO's 4 scales + flip).
+EXPORT_DEFAULTS = dict(scales=DEFAULT_SCALES, flip=True)
+
+
 def precompute_knn(cfg: Config, out: str, checkpoint: Optional[str] = None,
                    num_neighbors: int = 7, chunk_size: int = 1024,
                    device: Optional[str] = None) -> Optional[np.ndarray]:
@@ -134,7 +140,7 @@ def precompute_knn(cfg: Config, out: str, checkpoint: Optional[str] = None,
     Returns:
         np.ndarray | None: ``(N, k)`` indices on rank 0, None elsewhere.
     """
-    knn_cfg = dict(size=(224, 224), centre=False)
+    knn_cfg = dict(KNN_DEFAULTS)
     knn_cfg.update(cfg.get('knn_cfg', None) or {})
     model = build_uss_model(cfg, checkpoint, device)
     dataset = uss_image_dataset(cfg, 'train')
@@ -176,7 +182,7 @@ def export_settings(cfg: Config, scales: Optional[Sequence[float]] = None,
                     flip: Optional[bool] = None) -> Tuple[Tuple[float, ...], bool]:
     """Export scales and flip: the arguments, else the config's ``export`` dict,
     else STEGO's (4 scales + flip)."""
-    export = dict(scales=DEFAULT_SCALES, flip=True)
+    export = dict(EXPORT_DEFAULTS)
     export.update(cfg.get('export', None) or {})
     scales = tuple(float(s) for s in (scales if scales is not None
                                       else export['scales']))

@@ -1,2 +1,2 @@
-"""Registered hooks."""
-from . import hooks  # noqa: F401
+"""Registered hooks and the checkpoint file backend."""
+from . import atomic_backend, hooks  # noqa: F401

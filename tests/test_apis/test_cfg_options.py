@@ -7,7 +7,7 @@ from mars_mm.apis.config_checks import (
     check_class_counts,
     model_class_settings,
 )
-from mars_mm.apis.launch import load_config, use_atomic_checkpoints
+from mars_mm.apis.launch import load_config
 
 CONFIG = 'tests/data/configs/tiny_fcn_voc-32x32.py'
 
@@ -24,6 +24,7 @@ def path(repo_root):
                            r"train_cfg\.max_iters"),
     ('model.decode_head.num_clases', r"did you mean model\.decode_head\.num_classes"),
     ('train_dataloader.datset.data_root', r"did you mean train_dataloader\.dataset"),
+    ('foo_dataloader', r"no key 'foo_dataloader'"),  # nothing reads it
     ('crop_size', r"'crop_size' is a variable .* copied into "
                   r"data_preprocessor\.size"),
     ('norm_cfg', r"'norm_cfg' is a variable .*model\.backbone\.norm_cfg"),
@@ -44,7 +45,7 @@ def test_ignored_options_are_refused(path, option, message):
     'model.backbone._delete_',        # mmengine's own keys
     'auto_scale_lr',                  # read by the Runner, absent from the config
     'tta_model',                      # read by tools/test.py --tta
-    'foo_dataloader',                 # any dataloader
+    'train_infer_dataloader',         # read by the offline stages
     'param_scheduler.0.end',          # list index
     'data_root',                      # applied to every dataloader
 ])
@@ -61,28 +62,6 @@ def test_data_root_option_reaches_every_dataloader(path, tmp_path):
         'data_root': str(tmp_path), 'val_dataloader.dataset.data_root': 'elsewhere'})
     assert cfg.train_dataloader.dataset.data_root == str(tmp_path)
     assert cfg.val_dataloader.dataset.data_root == 'elsewhere'
-
-
-def test_plain_checkpoint_hook_becomes_atomic(path):
-    cfg = Config.fromfile(path)
-    assert cfg.default_hooks.checkpoint.type == 'CheckpointHook'
-    assert use_atomic_checkpoints(cfg)
-    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
-    assert cfg.default_hooks.checkpoint.save_best == 'mIoU'  # options kept
-    assert not use_atomic_checkpoints(cfg)
-
-
-@pytest.mark.parametrize('config', [
-    'configs/cam/cam_plain7-d8_1xb16-30e_planted-128x128.py',
-    'configs/cam/cam_r50-d16_1xb16-5e_voc12aug-512x512.py',
-    'configs/uss/stego_vit-t8-rand_1xb8-1k_planted-128x128.py',
-    'configs/mars/mars-deeplabv3plus_r18-d8_1xb8-500it_planted-128x128.py',
-    'configs/mars/mars-deeplabv3plus_r101-d8_4xb4-40k_voc12aug-512x512.py',
-])
-def test_every_training_config_saves_atomically(repo_root, config):
-    cfg = Config.fromfile(f'{repo_root}/{config}')
-    use_atomic_checkpoints(cfg)
-    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
 
 
 def test_class_counts(repo_root, tmp_path):

@@ -1,6 +1,7 @@
 """tools/train.py: options, class counts, resume from broken checkpoints, labels."""
 import os
 import os.path as osp
+import resource
 import shutil
 
 import numpy as np
@@ -122,6 +123,30 @@ def _finished_at(iteration):
     return check
 
 
+def save_fails_file_too_large(sb):
+    """``ulimit -f`` below a checkpoint's size (what a full disk does to a save):
+    resumed from iter_2.pth, the save of iter_4.pth fails."""
+    work = _seg_work(sb)
+    size = osp.getsize(osp.join(work, 'iter_2.pth'))
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, hard))
+    try:  # Python ignores SIGXFSZ: the write fails with EFBIG
+        return _train(sb, 'seg', '--resume', '--cfg-options', 'train_cfg.max_iters=4')
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def _previous_checkpoint_intact(sb, result):
+    work = sb.path('work')
+    assert not [name for name in os.listdir(work) if name.startswith('.tmp-')]
+    assert not osp.exists(osp.join(work, 'iter_4.pth'))
+    checkpoint = torch.load(osp.join(work, 'iter_2.pth'), map_location='cpu',
+                            weights_only=False)
+    assert checkpoint['meta']['iter'] == 2
+    with open(osp.join(work, 'last_checkpoint')) as handle:
+        assert handle.read().strip() == osp.join(work, 'iter_2.pth')
+
+
 def _pseudo_copy(sb, breaker):
     pseudo = sb.copy(sb.world.pseudo, 'pseudo')
     stem = sb.world.train_stems()[3]
@@ -201,6 +226,13 @@ CASES = [
          pseudo_wrong_size, 1, rf"{STEM3}\.png.*size"),
     Case('pseudo-truncated', TOOL, 'handled', 'a truncated pseudo label',
          pseudo_truncated, 1, rf"{STEM3}\.png"),
+    # ---- issue 20 (i21b): a failed save
+    Case('save-fails-file-too-large', TOOL, 'unclear 12',
+         'a checkpoint save that fails (`ulimit -f` below its size, as a full disk)',
+         save_fails_file_too_large, 1,
+         r"iter_4\.pth \(File too large.*previous checkpoint .*iter_2\.pth is intact",
+         _previous_checkpoint_intact),
+    # ----
 ]
 
 

@@ -1,20 +1,27 @@
-"""AtomicCheckpointHook: kill-safe saves, resume from the newest complete
-checkpoint, bit-identical resumed training; and 20 SIGKILLs (slow)."""
+"""AtomicCheckpointHook: a SIGKILL at each step of a save loses nothing, mmseg's own
+train script saves the same way, a failed write names the file; 20 SIGKILLs (slow).
+
+The checks are independent of the hook: files are loaded with ``torch.load`` and
+the final weights compared with those of a run that was never interrupted.
+"""
+import glob
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
-import uuid
 
+import mmseg
 import pytest
 import torch
-from mmengine.runner import Runner
+from mmengine.config import Config
 
-from mars_mm.apis.launch import apply_resume, load_config, use_atomic_checkpoints
+from tests import kill_harness as harness
+from tests.conftest import REPO_ROOT
 from tests.fixtures import make_tiny_voc
 
 CONFIG = 'tests/data/configs/tiny_fcn_voc-32x32.py'
+MMSEG_TRAIN = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py')
 
 
 @pytest.fixture(scope='module')
@@ -24,201 +31,191 @@ def tiny_voc(tmp_path_factory):
     return root
 
 
-def _config(repo_root, data_root, work_dir, max_iters=4, total=None, **options):
-    cfg = load_config(f'{repo_root}/{CONFIG}', work_dir=str(work_dir),
-                      data_root=data_root)
-    use_atomic_checkpoints(cfg)
-    cfg.experiment_name = uuid.uuid4().hex  # no instance shared between runners
-    cfg.param_scheduler[0]['end'] = total or max_iters
-    cfg.default_hooks.checkpoint.max_keep_ckpts = 1
-    cfg.default_hooks.logger.interval = 100
-    cfg.merge_from_dict(options)
-    if cfg.train_cfg.type == 'IterBasedTrainLoop':
-        cfg.train_cfg.max_iters = max_iters
-    else:
-        cfg.train_cfg.pop('max_iters', None)
-    return cfg
-
-
-def _train(cfg, resume=None):
-    apply_resume(cfg, resume)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner
+def _resumed_from(work):
+    """The iteration the newest run in ``work`` resumed from (mmengine's own log
+    in the work dir: a forked child's logger still writes to pytest's capture)."""
+    logs = sorted(glob.glob(osp.join(str(work), '*', '*.log')))
+    return harness._resumed_from(logs[-1]) if logs else None
 
 
 def _weights(path):
     return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
 
 
-def _kill_at_second_save(monkeypatch):
-    import mmengine.runner.runner as runner_module
-    original = runner_module.save_checkpoint
-    calls = dict(n=0)
-
-    def save_checkpoint(checkpoint, filename, *args, **kwargs):
-        calls['n'] += 1
-        if calls['n'] == 2:  # half the bytes are on disk when the job dies
-            original(checkpoint, filename, *args, **kwargs)
-            with open(filename, 'r+b') as handle:
-                handle.truncate(os.path.getsize(filename) // 2)
-            raise KeyboardInterrupt('killed while saving')
-        return original(checkpoint, filename, *args, **kwargs)
-    monkeypatch.setattr(runner_module, 'save_checkpoint', save_checkpoint)
+def _same_weights(path_a, path_b):
+    expected, got = _weights(path_a), _weights(path_b)
+    return expected.keys() == got.keys() and all(
+        torch.equal(got[key], value) for key, value in expected.items())
 
 
-def test_kill_while_saving_keeps_the_previous_checkpoint(repo_root, tiny_voc, tmp_path,
-                                                         monkeypatch):
-    from mars_mm.utils.checkpoint import checkpoint_problem
-    # mmengine's own hook: the previous checkpoint is deleted first, the new one
-    # is left half written, last_checkpoint names the deleted one (issue 13)
-    def config(work):  # without save_best: the second save is iter_4.pth
-        cfg = _config(repo_root, tiny_voc, work)
-        cfg.default_hooks.checkpoint.pop('save_best')
-        return cfg
+def _kill_config(folder, repo_root, checkpoint='AtomicCheckpointHook'):
+    """The tiny config: 4 iterations, a checkpoint every 2, keep 1, no best."""
+    path = osp.join(folder, f'kill_{checkpoint}.py')
+    with open(path, 'w') as handle:
+        handle.write(
+            f"_base_ = [{osp.join(repo_root, CONFIG)!r}]\n"
+            "train_cfg = dict(max_iters=4, val_interval=100)\n"
+            "default_hooks = dict(\n"
+            f"    checkpoint=dict(_delete_=True, type={checkpoint!r}, by_epoch=False,\n"
+            "                    interval=2, max_keep_ckpts=1),\n"
+            "    logger=dict(interval=100))\n")
+    return path
 
-    plain = config(tmp_path / 'plain')
-    plain.default_hooks.checkpoint.type = 'CheckpointHook'
-    _kill_at_second_save(monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        _train(plain)
-    assert not osp.exists(tmp_path / 'plain' / 'iter_2.pth')
-    assert 'truncated' in checkpoint_problem(str(tmp_path / 'plain' / 'iter_4.pth'))
 
-    work = tmp_path / 'atomic'
-    _kill_at_second_save(monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        _train(config(work))
+def _run(script, argv, log, self_kill=None):
+    """``script`` with ``argv`` in a forked child (``self_kill``: ``(phase, nth)``
+    of :func:`tests.kill_harness.install_self_kill`); how it ended."""
+    def child():
+        if self_kill is not None:
+            harness.install_self_kill(*self_kill)
+        sys.argv = [script, *argv]
+        import runpy
+        runpy.run_path(script, run_name='__main__')
+    return harness.wait(harness.fork(child, log), timeout=600)
+
+
+@pytest.fixture(scope='module')
+def reference(tiny_voc, tmp_path_factory):
+    """An uninterrupted run of the kill config: its iter_4.pth."""
+    folder = str(tmp_path_factory.mktemp('reference'))
+    config = _kill_config(folder, REPO_ROOT)
+    work = osp.join(folder, 'work')
+    ended = _run(harness.TRAIN, [config, '--work-dir', work, '--data-root', tiny_voc],
+                 osp.join(folder, 'log'))
+    assert ended == 'exit 0', open(osp.join(folder, 'log')).read()[-3000:]
+    return osp.join(work, 'iter_4.pth')
+
+
+# what a kill at each step of the second save (iter_4) leaves, by phase:
+# (complete checkpoints, what last_checkpoint names, a temporary left)
+AFTER_KILL = {
+    'write': ({2}, 'iter_2.pth', True),
+    'rename': ({2}, 'iter_2.pth', True),
+    'record': ({2, 4}, 'iter_2.pth', False),
+    'empty-record': ({2, 4}, '', False),
+    'remove': ({2, 4}, 'iter_4.pth', False),
+}
+
+
+@pytest.mark.parametrize('phase', [
+    # the two ends of a save run in the fast suite; the steps between them
+    # (about 30 s each) with the slow tests, as in the 20-kill test
+    pytest.param(phase, marks=() if phase in ('write', 'remove') else
+                 pytest.mark.slow) for phase in harness.PHASES])
+def test_sigkill_at_each_step_of_a_save(phase, repo_root, tiny_voc, tmp_path,
+                                        reference):
+    config = _kill_config(str(tmp_path), repo_root)
+    work = tmp_path / 'work'
+    argv = [config, '--work-dir', str(work), '--data-root', tiny_voc]
+    nth = 1 if phase == 'remove' else 2  # the first removal comes with iter_4
+    ended = _run(harness.TRAIN, argv, str(tmp_path / 'killed.log'), (phase, nth))
+    assert ended == 'signal 9', (tmp_path / 'killed.log').read_text()[-3000:]
+
+    complete, named, temporary = AFTER_KILL[phase]
+    found = harness.complete_checkpoints(str(work))
+    assert set(found.values()) == complete, sorted(os.listdir(work))
+    record = (work / 'last_checkpoint').read_text()
+    assert osp.basename(record) == named
+    assert any(name.startswith('.tmp-') for name in os.listdir(work)) == temporary
+
+    # resuming continues from the newest complete checkpoint and ends where the
+    # uninterrupted run ended, with nothing left over
+    ended = _run(harness.TRAIN, [*argv, '--resume'], str(tmp_path / 'resumed.log'))
+    log = (tmp_path / 'resumed.log').read_text()
+    assert ended == 'exit 0', log[-3000:]
+    assert _resumed_from(work) == max(complete)
     names = sorted(os.listdir(work))
-    assert 'iter_2.pth' in names and 'iter_4.pth' not in names
-    assert '.tmp-iter_4.pth' in names  # what a SIGKILL leaves behind
-    assert checkpoint_problem(str(work / 'iter_2.pth')) is None
+    assert [name for name in names if name.endswith('.pth')] == ['iter_4.pth'], names
+    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_4.pth')
+    assert _same_weights(reference, work / 'iter_4.pth')
+
+
+def test_mmengine_hook_loses_the_run_when_killed_while_saving(repo_root, tiny_voc,
+                                                              tmp_path):
+    """The control: mmengine's own CheckpointHook deletes iter_2.pth before it
+    writes iter_4.pth, so the same kill leaves no complete checkpoint at all and
+    a last_checkpoint naming the deleted file."""
+    config = _kill_config(str(tmp_path), repo_root, checkpoint='CheckpointHook')
+    work = tmp_path / 'work'
+    ended = _run(harness.TRAIN, [config, '--work-dir', str(work), '--data-root',
+                                 tiny_voc], str(tmp_path / 'log'), ('write', 2))
+    assert ended == 'signal 9'
+    assert harness.complete_checkpoints(str(work)) == {}
+    assert sorted(os.listdir(work)).count('iter_2.pth') == 0
+    assert osp.basename((work / 'last_checkpoint').read_text()) == 'iter_2.pth'
+
+
+def _mmseg_options(data_root):
+    return ['--cfg-options'] + [f'{loader}.dataset.data_root={data_root}' for loader in
+                                ('train_dataloader', 'val_dataloader',
+                                 'test_dataloader')]
+
+
+def test_mmseg_train_script_saves_atomically(repo_root, tiny_voc, tmp_path,
+                                             reference):
+    """mmseg's own tools/train.py builds the hooks the config names: the same
+    kill-safe saving, and --resume (mmengine's, through last_checkpoint) ends
+    with the weights of the uninterrupted run of mars_mm's tools/train.py."""
+    config = _kill_config(str(tmp_path), repo_root)
+    cfg = Config.fromfile(config)
+    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+    assert cfg.default_hooks.random_state.type == 'RandomStateHook'
+    work = tmp_path / 'work'
+    argv = [config, '--work-dir', str(work), *_mmseg_options(tiny_voc)]
+    ended = _run(MMSEG_TRAIN, argv, str(tmp_path / 'killed.log'), ('write', 2))
+    assert ended == 'signal 9', (tmp_path / 'killed.log').read_text()[-3000:]
+    assert set(harness.complete_checkpoints(str(work)).values()) == {2}
+    assert any(name.startswith('.tmp-') for name in os.listdir(work))
+
+    argv = [config, '--work-dir', str(work), '--resume', *_mmseg_options(tiny_voc)]
+    ended = _run(MMSEG_TRAIN, argv, str(tmp_path / 'resumed.log'))
+    assert ended == 'exit 0', (tmp_path / 'resumed.log').read_text()[-3000:]
+    assert _resumed_from(work) == 2
+    assert not [name for name in os.listdir(work) if name.startswith('.tmp-')]
+    assert _same_weights(reference, work / 'iter_4.pth')
+
+
+def test_a_failed_write_names_the_file_and_keeps_the_previous_checkpoint(
+        repo_root, tiny_voc, tmp_path, reference):
+    """A file size limit (``ulimit -f``) below a checkpoint's size: the save of
+    iter_4 fails with an error naming iter_4.pth and the intact iter_2.pth."""
+    import resource
+    config = _kill_config(str(tmp_path), repo_root)
+    work = tmp_path / 'work'
+    size = osp.getsize(reference)
+
+    def child():
+        # iter_2 is saved unlimited; from the second save on, half its size
+        from mars_mm.engine import atomic_backend
+        original = atomic_backend.AtomicLocalBackend.put
+        calls = []
+
+        def put(self, obj, filepath):
+            calls.append(filepath)
+            if len(calls) == 2:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+            return original(self, obj, filepath)
+        atomic_backend.AtomicLocalBackend.put = put
+        sys.argv = [harness.TRAIN, config, '--work-dir', str(work), '--data-root',
+                    tiny_voc]
+        import runpy
+        try:
+            runpy.run_path(harness.TRAIN, run_name='__main__')
+        except Exception as err:  # what a user reads last
+            (tmp_path / 'error').write_text(f'{type(err).__name__}: {err}')
+            raise
+    log = str(tmp_path / 'log')
+    assert harness.wait(harness.fork(child, log), timeout=600) == 'exit 1'
+    text = (tmp_path / 'error').read_text()
+    assert (f'CheckpointWriteError: could not write the checkpoint {work}/iter_4.pth '
+            '(File too large') in text, text[-3000:]
+    assert f'the previous checkpoint {work}/iter_2.pth is intact' in text
+    assert set(harness.complete_checkpoints(str(work)).values()) == {2}
+    assert not [name for name in os.listdir(work) if name.startswith('.tmp-')]
     assert (work / 'last_checkpoint').read_text() == str(work / 'iter_2.pth')
 
-    monkeypatch.undo()
-    runner = _train(config(work), resume='auto')
-    assert runner.iter == 4
-    names = sorted(name for name in os.listdir(work) if name.endswith('.pth'))
-    assert names == ['iter_4.pth']  # the leftover temporary is gone
-    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_4.pth')
 
-
-@pytest.mark.parametrize('loop', ['iter', 'epoch'])
-def test_resumed_training_is_bit_identical(repo_root, tiny_voc, tmp_path, loop):
-    """Train 8 iterations straight, or 4 then resume: the same weights. The
-    random states in the checkpoint make it so; without them (the control)
-    the resumed run draws other augmentations."""
-    if loop == 'iter':
-        options = dict(**{'train_cfg.val_interval': 4,
-                          'default_hooks.checkpoint.interval': 4})
-        first, second = dict(max_iters=4), dict(max_iters=8)
-    else:  # 4 images, batch 2: 2 iterations per epoch
-        options = {'train_cfg': dict(_delete_=True, type='EpochBasedTrainLoop',
-                                     max_epochs=4, val_interval=1),
-                   'train_dataloader.sampler': dict(type='DefaultSampler',
-                                                    shuffle=True),
-                   'default_hooks.checkpoint': dict(by_epoch=True, interval=1),
-                   'log_processor': dict(by_epoch=True)}
-        first, second = (dict(**{'train_cfg.max_epochs': 2}),
-                         dict(**{'train_cfg.max_epochs': 4}))
-
-    def config(work, stage):
-        cfg = _config(repo_root, tiny_voc, tmp_path / work, total=8, **options)
-        cfg.merge_from_dict({key if '.' in key else f'train_cfg.{key}': value
-                             for key, value in stage.items()})
-        return cfg
-
-    reference = _train(config('straight', second))
-    expected = reference.model.state_dict()
-    _train(config('resumed', first))
-    resumed = _train(config('resumed', second), resume='auto')
-    for key, value in expected.items():
-        assert torch.equal(resumed.model.state_dict()[key], value), key
-
-    # control: the same resume without the saved random states differs
-    _train(config('control', first))
-    name = 'iter_4.pth' if loop == 'iter' else 'epoch_2.pth'
-    path = tmp_path / 'control' / name
-    checkpoint = torch.load(path, map_location='cpu', weights_only=False)
-    del checkpoint['rng_state']
-    torch.save(checkpoint, path)
-    control = _train(config('control', second), resume='auto')
-    assert any(not torch.equal(control.model.state_dict()[key], value)
-               for key, value in expected.items())
-
-
-def test_resume_continues_the_seed_of_an_unseeded_run(repo_root, tiny_voc, tmp_path,
-                                                      monkeypatch):
-    """No fixed seed, a shuffling sampler and worker processes: mmengine builds
-    the sampler and the workers with a fresh random seed before it reads the
-    checkpoint's, so the resumed run shuffled and augmented differently.
-    ``--resume`` now builds it with the checkpoint's seed: resuming from the
-    epoch-2 checkpoint of a run gives that run's final weights, bit for bit."""
-    import shutil
-
-    from mars_mm.apis import launch
-    options = {'train_cfg': dict(_delete_=True, type='EpochBasedTrainLoop',
-                                 max_epochs=4, val_interval=4),
-               'train_dataloader.sampler': dict(type='DefaultSampler', shuffle=True),
-               'train_dataloader.num_workers': 2,
-               'train_dataloader.persistent_workers': False,
-               'randomness': dict(_delete_=True, seed=None),
-               'default_hooks.checkpoint': dict(by_epoch=True, interval=1,
-                                                max_keep_ckpts=-1),
-               'log_processor': dict(by_epoch=True)}
-
-    def resume_from_epoch_2(work):
-        (tmp_path / work).mkdir()
-        shutil.copy(tmp_path / 'straight' / 'epoch_2.pth', tmp_path / work)
-        return _train(_config(repo_root, tiny_voc, tmp_path / work, total=8,
-                              **options), resume='auto').model.state_dict()
-
-    expected = _train(_config(repo_root, tiny_voc, tmp_path / 'straight', total=8,
-                              **options)).model.state_dict()
-    resumed = resume_from_epoch_2('resumed')
-    for key, value in expected.items():
-        assert torch.equal(resumed[key], value), key
-
-    # control: resumed with the fresh seed mmengine would use
-    monkeypatch.setattr(launch, 'adopt_resumed_seed', lambda cfg, seed: None)
-    control = resume_from_epoch_2('control')
-    assert any(not torch.equal(control[key], value)
-               for key, value in expected.items())
-
-
-def test_resume_with_persistent_workers_is_bit_identical(repo_root, tiny_voc,
-                                                         tmp_path):
-    """Persistent dataloader workers keep random streams no checkpoint holds; in
-    an epoch-based loop the hook replays the finished epochs' data loading so
-    they continue as if never stopped. The control (no replay) differs."""
-    import shutil
-    options = {'train_cfg': dict(_delete_=True, type='EpochBasedTrainLoop',
-                                 max_epochs=4, val_interval=4),
-               'train_dataloader.sampler': dict(type='DefaultSampler', shuffle=True),
-               'train_dataloader.num_workers': 2,
-               'train_dataloader.persistent_workers': True,
-               'default_hooks.checkpoint': dict(by_epoch=True, interval=1,
-                                                max_keep_ckpts=-1),
-               'log_processor': dict(by_epoch=True)}
-
-    def resume_from_epoch_2(work, **hook):
-        (tmp_path / work).mkdir()
-        shutil.copy(tmp_path / 'straight' / 'epoch_2.pth', tmp_path / work)
-        cfg = _config(repo_root, tiny_voc, tmp_path / work, total=8, **options)
-        cfg.default_hooks.checkpoint.update(hook)
-        return _train(cfg, resume='auto').model.state_dict()
-
-    expected = _train(_config(repo_root, tiny_voc, tmp_path / 'straight', total=8,
-                              **options)).model.state_dict()
-    resumed = resume_from_epoch_2('resumed')
-    for key, value in expected.items():
-        assert torch.equal(resumed[key], value), key
-    control = resume_from_epoch_2('control', replay_persistent_workers=False)
-    assert any(not torch.equal(control[key], value)
-               for key, value in expected.items())
-
-
-@pytest.mark.slow  # 20 SIGKILLs and 21 resumed runs: ~80 s on a busy 2-core machine
+@pytest.mark.slow  # 20 SIGKILLs and 21 resumed runs: ~100 s on a busy 2-core machine
 def test_twenty_sigkills_resume_from_the_newest_complete_checkpoint(
         repo_root, tiny_voc, tmp_path):
     config = tmp_path / 'kill.py'
@@ -241,8 +238,8 @@ def test_twenty_sigkills_resume_from_the_newest_complete_checkpoint(
     assert record['reference'] == 'exit 0'
     attempts = record['attempts']
     assert sum(attempt['ended'] == 'signal 9' for attempt in attempts) == 20
-    assert {a['phase'] for a in attempts if a['kind'] == 'self'} == {
-        'write', 'rename', 'record', 'remove'}
+    assert {a['phase'] for a in attempts if a['kind'] == 'self'} == set(
+        harness.PHASES)
     previous = None
     for attempt in attempts + [record['final']]:
         # a run that got as far as resuming resumed from the newest complete one

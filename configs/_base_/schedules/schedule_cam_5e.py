@@ -18,9 +18,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # mmengine's CheckpointHook with kill-safe saves and the random states
-    # (docs/en/reliability.md)
+    # kill-safe checkpoints, and the random states a resumed run continues
+    # (docs/en/reliability.md, "Checkpoints and resuming")
     checkpoint=dict(type='AtomicCheckpointHook', by_epoch=True, interval=1,
                     max_keep_ckpts=2),
+    random_state=dict(type='RandomStateHook'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))

@@ -1,3 +1,4 @@
 """Registration imports only."""
 from .atomic_checkpoint_hook import AtomicCheckpointHook  # noqa: F401
 from .ema_teacher_hook import EMATeacherHook  # noqa: F401
+from .random_state_hook import RandomStateHook  # noqa: F401

@@ -1,21 +1,26 @@
 """MARS Stage 4: an EncoderDecoder trained on debiased labels completed by a teacher.
 
-The complementing maths lives in :mod:`mars_mm.core.complement` (plain functions);
-the losses are the heads' own ``loss_decode`` modules, called the way mmseg's
-``BaseDecodeHead.loss_by_feat`` calls them, with the complementing weight ``W``
-passed where mmseg passes a pixel sampler's weight. The teacher is not part of this
-model: :class:`mars_mm.engine.hooks.EMATeacherHook` owns the EMA model, updates it
-after every optimizer step, checkpoints it, and lends this model its ``forward``.
+The complementing maths lives in :mod:`mars_mm.core.complement` (plain functions).
+:meth:`MARSEncoderDecoder.loss` puts the complemented labels and their weights
+into the batch's data samples and hands them to mmseg's own ``loss``; the two
+hooks mmseg's ``EncoderDecoder`` offers for the heads' losses
+(``_decode_head_forward_train``, ``_auxiliary_head_forward_train``) give each
+head the weights through its pixel sampler
+(:mod:`mars_mm.models.heads.pixel_weight`), so every head computes its losses
+with mmseg's code. The teacher is not part of this model:
+:class:`mars_mm.engine.hooks.EMATeacherHook` owns the EMA model, updates it after
+every optimizer step, checkpoints it, and lends this model its ``forward``.
 """
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
-from mmseg.models.losses import CrossEntropyLoss, accuracy
+from mmengine.structures import PixelData
+from mmseg.models.losses import CrossEntropyLoss
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
-from mmseg.utils import SampleList, add_prefix
+from mmseg.utils import SampleList
 from torch import Tensor
 
 from mars_mm.core.complement import (
@@ -26,6 +31,7 @@ from mars_mm.core.complement import (
 )
 from mars_mm.core.crf import CRFParams
 from mars_mm.core.refine import crf_refine_probs
+from mars_mm.models.heads.pixel_weight import pixel_weight
 from mars_mm.registry import MODELS
 from mars_mm.utils.io import BIASED_INDEX
 
@@ -62,43 +68,8 @@ def loss_modules(head: nn.Module) -> List[nn.Module]:
     return list(losses) if isinstance(losses, nn.ModuleList) else [losses]
 
 
-def loss_by_feat_with_pixel_weight(head: nn.Module, seg_logits: Tensor,
-                                   seg_label: Tensor,
-                                   pixel_weight: Optional[Tensor] = None
-                                   ) -> Dict[str, Tensor]:
-    """mmseg's ``BaseDecodeHead.loss_by_feat`` on given labels, with a pixel weight.
-
-    Same steps as mmseg: logits resized to the labels, the head's pixel sampler (if
-    any), every ``loss_decode`` called with ``weight`` and the head's
-    ``ignore_index`` and summed per ``loss_name``, then ``acc_seg``. The only
-    difference is ``pixel_weight``, multiplied into the sampler's weight (mmseg
-    passes the sampler's weight alone), so every loss setting (``loss_weight``,
-    ``avg_non_ignore``, ``class_weight``, several losses) acts as in mmseg.
-
-    Args:
-        head: an mmseg decode head (``loss_decode``, ``sampler``, ``ignore_index``,
-            ``align_corners``).
-        seg_logits: ``(N, K, h, w)`` output of ``head.forward``.
-        seg_label: ``(N, H, W)`` int64 labels (``head.ignore_index`` is ignored).
-        pixel_weight: ``(N, H, W)`` float weight per pixel, or None.
-
-    Returns:
-        dict: one entry per ``loss_name`` plus ``acc_seg``.
-    """
-    seg_logits = resize(input=seg_logits, size=seg_label.shape[-2:], mode='bilinear',
-                        align_corners=head.align_corners)
-    weight = pixel_weight
-    if head.sampler is not None:
-        sampled = head.sampler.sample(seg_logits, seg_label[:, None])
-        weight = sampled if weight is None else weight * sampled
-    losses: Dict[str, Tensor] = {}
-    for loss_decode in loss_modules(head):
-        value = loss_decode(seg_logits, seg_label, weight=weight,
-                            ignore_index=head.ignore_index)
-        name = loss_decode.loss_name
-        losses[name] = value if name not in losses else losses[name] + value
-    losses['acc_seg'] = accuracy(seg_logits, seg_label, ignore_index=head.ignore_index)
-    return losses
+#: Data-sample field of the per-pixel loss weights (``PixelData``, ``(1, H, W)``).
+WEIGHT_FIELD = 'gt_pixel_weight'
 
 
 @MODELS.register_module()
@@ -109,8 +80,9 @@ class MARSEncoderDecoder(EncoderDecoder):
     augmented batch without gradient (optionally CRF-refined); ``BIASED`` (254)
     pixels take the teacher's argmax and the weight ``max_{c in C_I} P_t(c)``
     (``C_I`` = ``data_sample.metainfo['img_tags']``); every head (decode and
-    auxiliary) is trained with its own configured ``loss_decode`` on these labels,
-    with ``W`` as the per-pixel ``weight``. 255 stays ignored. Logged:
+    auxiliary) is trained by mmseg's own loss code with its configured
+    ``loss_decode`` on these labels, with ``W`` as the per-pixel ``weight`` (the
+    weight its pixel sampler would give). 255 stays ignored. Logged:
     ``complement_ratio`` (share of labelled pixels that were complemented) and
     ``complement_weight`` (their mean weight).
 
@@ -149,11 +121,6 @@ class MARSEncoderDecoder(EncoderDecoder):
                  teacher_crf: Optional[dict] = None,
                  biased_index: int = BIASED_INDEX,
                  **kwargs) -> None:
-        moved = sorted({'ema_momentum', 'ema_update_buffers'} & set(kwargs))
-        if moved:  # configs written for v0.1, where the model owned the teacher
-            raise TypeError(f'{moved} moved to the teacher hook: custom_hooks = '
-                            "[dict(type='EMATeacherHook', momentum=..., "
-                            'update_buffers=...)]')
         super().__init__(*args, **kwargs)
         if biased_pixels not in ('complement', 'ignore'):
             raise ValueError("biased_pixels must be 'complement' or 'ignore', got "
@@ -166,7 +133,7 @@ class MARSEncoderDecoder(EncoderDecoder):
         # A function, not a module: see set_teacher.
         self.teacher_fn: Optional[TeacherFn] = None
         if self.uses_teacher and weight_by_confidence:
-            for _, head in self._named_heads():
+            for head in self._heads():
                 self._check_pixel_weighted_losses(head)
 
     # ------------------------------------------------------------------ teacher
@@ -257,15 +224,12 @@ class MARSEncoderDecoder(EncoderDecoder):
         return np.ascontiguousarray(images.cpu().numpy())
 
     # --------------------------------------------------------------------- loss
-    def _named_heads(self) -> List[Tuple[str, nn.Module]]:
-        """``(log prefix, head)`` pairs, with mmseg's prefixes."""
-        heads = [('decode', self.decode_head)]
+    def _heads(self) -> List[nn.Module]:
+        """The decode head and the auxiliary head(s)."""
+        heads = [self.decode_head]
         if self.with_auxiliary_head:
-            if isinstance(self.auxiliary_head, nn.ModuleList):
-                heads.extend((f'aux_{index}', head)
-                             for index, head in enumerate(self.auxiliary_head))
-            else:
-                heads.append(('aux', self.auxiliary_head))
+            heads += list(self.auxiliary_head) if isinstance(
+                self.auxiliary_head, nn.ModuleList) else [self.auxiliary_head]
         return heads
 
     @staticmethod
@@ -326,12 +290,12 @@ class MARSEncoderDecoder(EncoderDecoder):
         return labels_co, weights, stats
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """Complement the labels with the teacher, then every head's own losses.
+        """Complement the labels with the teacher, then mmseg's loss on them.
 
         Args:
             inputs: ``(N, 3, H, W)`` preprocessed images.
             data_samples: samples with ``gt_sem_seg`` (values 0..K-1, 254, 255)
-                and ``metainfo['img_tags']``.
+                and ``metainfo['img_tags']``; they are not modified.
 
         Returns:
             dict: as mmseg's ``EncoderDecoder.loss`` (``decode.<loss_name>``,
@@ -340,10 +304,47 @@ class MARSEncoderDecoder(EncoderDecoder):
             ``biased_pixels='ignore'``: ``ignored_biased_ratio``).
         """
         labels, weights, stats = self.targets(inputs, data_samples)
-        features = self.extract_feat(inputs)
-        losses = {}
-        for prefix, head in self._named_heads():
-            losses.update(add_prefix(loss_by_feat_with_pixel_weight(
-                head, head.forward(features), labels, weights), prefix))
+        losses = super().loss(inputs, self.target_samples(data_samples, labels,
+                                                          weights))
         losses.update({key: value.detach() for key, value in stats.items()})
         return losses
+
+    @staticmethod
+    def target_samples(data_samples: SampleList, labels: Tensor,
+                       weights: Optional[Tensor]) -> SampleList:
+        """Copies of the samples holding the training targets.
+
+        Args:
+            data_samples: the batch's samples (left unchanged).
+            labels: ``(N, H, W)`` int64 labels, the new ``gt_sem_seg``.
+            weights: ``(N, H, W)`` pixel weights, stored as
+                :data:`WEIGHT_FIELD`, or None.
+        """
+        samples = []
+        for index, sample in enumerate(data_samples):
+            target = sample.new()  # same metainfo and fields, new label
+            target.gt_sem_seg = PixelData(data=labels[index][None])
+            if weights is not None:
+                target.set_field(PixelData(data=weights[index][None]), WEIGHT_FIELD)
+            samples.append(target)
+        return samples
+
+    @staticmethod
+    def _weights(data_samples: SampleList) -> Optional[Tensor]:
+        """``(N, H, W)`` weights of :meth:`target_samples`, or None."""
+        if not data_samples or WEIGHT_FIELD not in data_samples[0]:
+            return None
+        return torch.stack([sample.get(WEIGHT_FIELD).data[0]
+                            for sample in data_samples])
+
+    def _decode_head_forward_train(self, inputs: List[Tensor],
+                                   data_samples: SampleList) -> dict:
+        """mmseg's decode-head loss, each pixel weighted by its sample's weight."""
+        with pixel_weight([self.decode_head], self._weights(data_samples)):
+            return super()._decode_head_forward_train(inputs, data_samples)
+
+    def _auxiliary_head_forward_train(self, inputs: List[Tensor],
+                                      data_samples: SampleList) -> dict:
+        """mmseg's auxiliary-head losses, weighted like the decode head's."""
+        with pixel_weight(self._heads()[1:], self._weights(data_samples)):
+            return super()._auxiliary_head_forward_train(inputs, data_samples)

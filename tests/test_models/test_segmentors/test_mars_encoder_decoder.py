@@ -211,6 +211,38 @@ def test_loss_is_the_heads_weighted_ce(avg_non_ignore):
                            'aux.acc_seg', 'complement_ratio', 'complement_weight'}
 
 
+def test_weights_combine_with_the_heads_own_pixel_sampler():
+    """A head with mmseg's OHEM sampler: the complementing weight multiplies the
+    sampler's (the sampler's own weights from mmseg, the CE by brute force)."""
+    model = build(decode_head=dict(sampler=dict(type='OHEMPixelSampler',
+                                                min_kept=100)))
+    model.train()
+    inputs, samples = make_batch()
+    labels, weights = teacher_targets(model, inputs, samples)
+    losses = model.loss(inputs, samples)
+    decode, aux = head_logits(model, inputs)
+    ohem = model.decode_head.sampler.sample(
+        torch.from_numpy(decode), torch.from_numpy(labels)[:, None]).numpy()
+    assert 0 < ohem.mean() < 1  # the sampler drops pixels
+    assert losses['decode.loss_ce'].item() == pytest.approx(
+        brute_force_ce(decode, labels, weights * ohem), rel=1e-5)
+    assert losses['aux.loss_ce'].item() == pytest.approx(
+        0.4 * brute_force_ce(aux, labels, weights), rel=1e-5)
+    assert type(model.decode_head.sampler).__name__ == 'OHEMPixelSampler'
+    assert model.auxiliary_head.sampler is None  # both restored
+
+
+def test_loss_leaves_the_batch_unchanged():
+    model = build()
+    model.train()
+    inputs, samples = make_batch()
+    before = [sample.gt_sem_seg.data.clone() for sample in samples]
+    model.loss(inputs, samples)
+    for sample, label in zip(samples, before):
+        assert torch.equal(sample.gt_sem_seg.data, label)
+        assert 'gt_pixel_weight' not in sample
+
+
 def test_mmseg_weighted_ce_equals_the_spec_formula():
     """The loss Stage 4 uses, built from the registry: sum(W * CE) / #non-ignored."""
     init_default_scope('mmseg')
@@ -352,5 +384,3 @@ def test_rejects_losses_it_cannot_weight_per_pixel():
     build(teacher=False, decode_head=dice, weight_by_confidence=False)
     with pytest.raises(ValueError, match='biased_pixels'):
         build(teacher=False, biased_pixels='drop')
-    with pytest.raises(TypeError, match='EMATeacherHook'):
-        build(teacher=False, ema_momentum=0.001)
