@@ -10,6 +10,7 @@ foreign checkpoint on random weights) and the model as many classes as the data.
 Multi-GPU: ``tools/dist_test.sh CONFIG CHECKPOINT GPUS``.
 """
 import argparse
+import os
 
 from mmengine.runner import Runner
 
@@ -76,6 +77,10 @@ def main() -> None:
         for evaluator in evaluators:
             evaluator['output_dir'] = args.out
             evaluator['keep_results'] = True
+        # mmseg's IoUMetric creates output_dir on rank 0 only, while every rank
+        # writes its predictions there: another rank could write first (seen as a
+        # flaky 2-rank test under load). Every rank makes it.
+        os.makedirs(args.out, exist_ok=True)
     prepare_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     check_weights_fit(runner.model, args.checkpoint, args.config)
