@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from mars_mm.apis.compare_labels import (
-    DIFF_RGB,
     class_names_from,
     compare_labels,
     label_pairs,
 )
+from mars_mm.apis.compare_report import DIFF_RGB
 from mars_mm.utils.io import save_label_png
 
 NAMES = ['background', 'cat', 'dog']

@@ -20,8 +20,8 @@ from mars_mm.apis.compare_labels import (
     MISSING_MODES,
     class_names_from,
     compare_labels,
-    summary_text,
 )
+from mars_mm.apis.compare_report import summary_text
 from mars_mm.apis.launch import positive_int
 
 
