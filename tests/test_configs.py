@@ -186,7 +186,7 @@ def test_config_name_matches_content(path):
     backbone = cfg.model.backbone
     backbone = backbone.get('backbone', backbone)  # a frozen wrapper's network
     depth = re.match(r'r(\d+)', match['backbone'])
-    vit = re.match(r'vit-([a-z])(\d+)', match['backbone'])
+    vit = re.match(r'(?:vit|dinov2)-([a-z])(\d+)', match['backbone'])
     plain = re.match(r'plain(\d+)', match['backbone'])
     if depth:
         assert backbone.depth == int(depth[1]), f'{path}: depth {backbone.depth}'

@@ -98,7 +98,8 @@ def run_offline_job(items: Sequence,
                     shard_over_ranks: bool = True,
                     show_progress: Optional[bool] = None,
                     chunksize: int = 1,
-                    is_done: Optional[Callable[[Any], bool]] = None) -> List[Any]:
+                    is_done: Optional[Callable[[Any], bool]] = None,
+                    reduce: Optional[Callable[[Any], None]] = None) -> List[Any]:
     """Run ``process`` on this rank's share of ``items``, skipping finished ones.
 
     Args:
@@ -118,9 +119,13 @@ def run_offline_job(items: Sequence,
         is_done: with ``resume``, decides whether an item is finished (default:
             its output file exists); e.g. Stage 3 also checks that the file was
             made from the item's current inputs.
+        reduce: called with each result as it arrives (in item order) instead of
+            collecting it, so that a job over many items that only accumulates
+            statistics keeps constant memory.
 
     Returns:
-        list: results of ``process`` for the items processed in this call, in order.
+        list: results of ``process`` for the items processed in this call, in order
+        (empty with ``reduce``).
     """
     rank, world_size = get_dist_info()
     mine = shard(items, rank, world_size) if shard_over_ranks else list(items)
@@ -142,6 +147,7 @@ def run_offline_job(items: Sequence,
     bar = tqdm(total=len(pending), desc=label, disable=not show_progress,
                dynamic_ncols=True)
     results = []
+    keep = results.append if reduce is None else reduce
     try:
         if num_workers > 0 and len(pending) > 1:
             # fork keeps module state (registries, compat fixes) in workers and is the
@@ -149,11 +155,11 @@ def run_offline_job(items: Sequence,
             method = 'fork' if hasattr(os, 'fork') else 'spawn'
             with get_context(method).Pool(num_workers) as pool:
                 for result in pool.imap(process, pending, chunksize=chunksize):
-                    results.append(result)
+                    keep(result)
                     bar.update(1)
         else:
             for item in pending:
-                results.append(process(item))
+                keep(process(item))
                 bar.update(1)
     finally:
         bar.close()

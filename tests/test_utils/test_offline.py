@@ -74,3 +74,16 @@ def test_ranks_write_disjoint_outputs(tmp_path, monkeypatch):
         seen += run_offline_job(items, partial(_square, str(tmp_path)),
                                 lambda i: str(tmp_path / f'{i}.npy'))
     assert sorted(seen) == items
+
+
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_reduce_receives_every_result_in_order_and_nothing_is_kept(num_workers):
+    seen = []
+    kept = run_offline_job(list(range(7)), _times_itself, num_workers=num_workers,
+                           resume=False, shard_over_ranks=False, reduce=seen.append,
+                           show_progress=False)
+    assert kept == [] and seen == [i * i for i in range(7)]
+
+
+def _times_itself(value):
+    return value * value
