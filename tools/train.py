@@ -24,6 +24,7 @@ from mars_mm.apis.launch import (
     prepare_launcher,
     use_atomic_checkpoints,
 )
+from mars_mm.apis.splits import check_disjoint_splits
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,6 +48,7 @@ def main() -> None:
     if args.amp:
         enable_amp(cfg)
     check_class_counts(cfg, 'train_dataloader')
+    check_disjoint_splits(cfg)
     use_atomic_checkpoints(cfg)
     apply_resume(cfg, args.resume)
     prepare_launcher(cfg, args.launcher)

@@ -231,7 +231,8 @@ def claim_folder(out_dir: str, settings: Dict[str, Any], records: Sequence[str],
     ``settings``); with the same ``settings`` the job may complete or redo it.
 
     Args:
-        out_dir: the folder (a missing or empty one is always fine).
+        out_dir: the folder (a missing one, or one holding only hidden files,
+            is always fine).
         settings: what the folder's content depends on (JSON-able).
         records: record file names, in order of preference.
         what: what the job makes, for the message (``a planted-bias dataset``).
@@ -243,7 +244,9 @@ def claim_folder(out_dir: str, settings: Dict[str, Any], records: Sequence[str],
     check_output_dir(out_dir)
     if not osp.isdir(out_dir):
         return
-    entries = sorted(os.listdir(out_dir))
+    # hidden files (a driver's stage marker, .DS_Store, temporaries) are never
+    # written over by the job's own files
+    entries = sorted(name for name in os.listdir(out_dir) if not name.startswith('.'))
     if not entries:
         return
     record = next((osp.join(out_dir, name) for name in records
