@@ -111,7 +111,8 @@ def check_disjoint_splits(cfg: Config) -> None:
     A name that resolves to another split's image (``000017.jpg`` in
     ``train.txt`` while ``val.txt`` lists ``000017``, or the same name in both)
     means the model is validated on images it trained on; the scores would look
-    better than they are. Only split files are read.
+    better than they are. One split file (or tags file) read by both dataloaders
+    is a deliberate choice and passes. Only split files are read.
 
     Raises:
         ValueError: naming both split files and examples of the shared images.
@@ -122,7 +123,9 @@ def check_disjoint_splits(cfg: Config) -> None:
     if not train:
         return
     val = split_image_paths(cfg, 'val_dataloader')
-    shared = sorted(set(train) & set(val))
+    # the same list for both (validating on the training split) is deliberate
+    shared = sorted(path for path in set(train) & set(val)
+                    if osp.abspath(train[path]) != osp.abspath(val[path]))
     if shared:
         examples = ', '.join(osp.basename(path) for path in shared[:3])
         raise ValueError(

@@ -156,3 +156,6 @@ def test_train_and_val_splits_must_not_share_images(tmp_path):
         check_disjoint_splits(cfg)
     cfg.val_cfg = None  # no validation: nothing to compare
     check_disjoint_splits(cfg)
+    cfg.val_cfg = dict(type='ValLoop')  # validating on the training split itself
+    cfg.val_dataloader.dataset.ann_file = 'ImageSets/Segmentation/train.txt'
+    check_disjoint_splits(cfg)
