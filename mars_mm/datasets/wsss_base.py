@@ -26,6 +26,7 @@ from mars_mm.utils.io import (
     BIASED_INDEX,
     IGNORE_INDEX,
     image_size,
+    label_size,
     listed_image_name,
     load_label_png,
     read_user_text,
@@ -167,7 +168,7 @@ def read_tag_file(path: str, class_names: Sequence[str]) -> Dict[str, np.ndarray
 
 def _mask_size_problem(pair: Tuple[str, str]) -> Optional[str]:
     img_path, seg_map_path = pair
-    mask = image_size(seg_map_path)
+    mask = label_size(seg_map_path)
     image = image_size(img_path)
     if mask == image:
         return None
@@ -178,9 +179,10 @@ def _mask_size_problem(pair: Tuple[str, str]) -> Optional[str]:
 def check_mask_sizes(pairs: Sequence[Tuple[str, str]], threads: int = 8) -> None:
     """Raise naming the mask whose size differs from its image's.
 
-    Only the files' headers are read (in threads: the time is file-system
-    latency); an image's size is the one its loader gives, EXIF rotation
-    applied (:func:`~mars_mm.utils.io.image_size`).
+    Only the files' headers are read (in threads: on a network file system the
+    time is latency); an image's size is the one its loader gives, EXIF rotation
+    applied (:func:`~mars_mm.utils.io.image_size`), a mask's its stored size
+    (masks are decoded unchanged: :func:`~mars_mm.utils.io.label_size`).
     """
     if len(pairs) > 64 and threads > 1:
         from concurrent.futures import ThreadPoolExecutor

@@ -169,6 +169,32 @@ def image_size(path: str) -> tuple:
 
 #: The EXIF tag holding an image's orientation.
 _EXIF_ORIENTATION = 0x0112
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def label_size(path: str) -> tuple:
+    """``(H, W)`` of a label map (mask, pseudo label) as it is decoded.
+
+    Label maps are decoded unchanged (no EXIF rotation: mmseg's
+    ``LoadAnnotations``, :func:`load_label_png`), so this is the stored size; for a
+    PNG it is read from the 24-byte header (a fifth of the time ``PIL`` takes).
+
+    Raises:
+        FileNotFoundError / ValueError: naming ``path``.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'label file not found: {path}')
+    with open(path, 'rb') as handle:
+        head = handle.read(24)
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b'IHDR':
+        width, height = int.from_bytes(head[16:20], 'big'), \
+            int.from_bytes(head[20:24], 'big')
+        return height, width
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f'{path}: cannot read label map ({err})') from err
 
 
 def check_output_dir(path: str) -> None:

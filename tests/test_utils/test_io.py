@@ -164,3 +164,15 @@ def test_output_folder_that_is_a_file(tmp_path):
     with pytest.raises(ValueError, match=r'f: the output folder is a file'):
         make_output_dir(str(tmp_path / 'f'))
     assert os.path.isdir(make_output_dir(str(tmp_path / 'a' / 'b')))
+
+
+def test_label_size_reads_the_png_header(tmp_path):
+    from mars_mm.utils.io import label_size
+    path = str(tmp_path / 'a.png')
+    save_label_png(path, np.zeros((7, 13), np.uint8))
+    assert label_size(path) == (7, 13)
+    Image.new('L', (5, 3)).save(str(tmp_path / 'b.bmp'))  # another format: PIL
+    assert label_size(str(tmp_path / 'b.bmp')) == (3, 5)
+    (tmp_path / 'c.png').write_bytes(b'nothing')
+    with pytest.raises(ValueError, match=r'c\.png: cannot read label map'):
+        label_size(str(tmp_path / 'c.png'))
