@@ -92,10 +92,12 @@ def split_image_paths(cfg: Config, key: str) -> Dict[str, str]:
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     paths: Dict[str, str] = {}
     for dataset_cfg in _plain_datasets((cfg.get(key) or {}).get('dataset')):
+        kind = dataset_cfg.get('type')
+        kind = DATASETS.get(kind) if isinstance(kind, str) else kind
+        if not (isinstance(kind, type) and issubclass(kind, WSSSBaseDataset)):
+            continue  # another library's dataset: its lists are its own
         dataset = DATASETS.build(dict(copy.deepcopy(dataset_cfg), pipeline=[],
                                       lazy_init=True))
-        if not isinstance(dataset, WSSSBaseDataset):
-            continue
         img_dir = dataset.data_prefix.get('img_path', '')
         source = dataset.ann_file or getattr(dataset, 'tags_path', '')
         for stem in dataset.list_stems():
