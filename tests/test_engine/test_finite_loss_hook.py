@@ -75,3 +75,19 @@ def test_it_runs_before_the_checkpoint_hook():
     from mmengine.hooks import CheckpointHook
     from mmengine.runner import get_priority
     assert get_priority(FiniteLossHook.priority) < get_priority(CheckpointHook.priority)
+
+
+def test_every_rank_stops_when_one_sees_a_non_finite_loss(monkeypatch):
+    """Rank 1 alone has NaN: rank 0 must stop too (it would wait forever in the
+    next gradient all-reduce for a rank that has exited)."""
+    from mars_mm.engine.hooks import finite_loss_hook
+
+    def reduce_max(tensor, op):  # what all_reduce(max) gives with a NaN on rank 1
+        assert op == 'max'
+        tensor.fill_(1.0)
+    monkeypatch.setattr(finite_loss_hook, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(finite_loss_hook, 'all_reduce', reduce_max)
+    with pytest.raises(FloatingPointError, match=r'iteration 3 .*loss on another '
+                       r'rank=nan'):
+        FiniteLossHook().after_train_iter(_runner(), 2,
+                                          outputs=dict(loss=torch.tensor(1.0)))

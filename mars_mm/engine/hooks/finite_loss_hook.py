@@ -9,8 +9,9 @@ and the run exits 0. This hook turns that into an error at the iteration where
 it happens:
 
 - ``after_train_iter``: the iteration's losses (``outputs`` of ``train_step``)
-  must be finite; otherwise training stops with an error naming the iteration,
-  the loss terms that are not finite and the last checkpoint saved. Its
+  must be finite on every rank (one flag is reduced across ranks, so all stop
+  together); otherwise training stops with an error naming the iteration, the
+  loss terms that are not finite and the last checkpoint saved. Its
   priority (``ABOVE_NORMAL``) puts it before the checkpoint hook (``VERY_LOW``)
   of the same iteration, so the weights the bad step produced are never saved.
 - ``before_save_checkpoint``: the weights about to be saved (the model's
@@ -29,6 +30,7 @@ import math
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
+from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
@@ -113,9 +115,16 @@ class FiniteLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: Optional[dict] = None) -> None:
-        """Raise when a loss term of this iteration is NaN or infinite."""
+        """Raise when a loss term of this iteration is NaN or infinite (on any
+        rank: every rank stops at the same iteration, none waits in a collective
+        for one that stopped)."""
         terms = _loss_terms(outputs)
         bad = {key: value for key, value in terms.items() if not math.isfinite(value)}
+        if get_world_size() > 1:
+            flag = torch.tensor([1.0 if bad else 0.0])
+            all_reduce(flag, op='max')
+            if flag.item() and not bad:
+                bad = {'loss on another rank': float('nan')}
         if not bad:
             return
         shown = ', '.join(f'{key}={value}' for key, value in bad.items())
