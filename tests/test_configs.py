@@ -116,6 +116,20 @@ def test_experiment_model_builds(path):
     _build_model(cfg)
 
 
+@pytest.mark.parametrize('path', NAMED)
+def test_training_configs_stop_at_a_non_finite_loss(path):
+    """FiniteLossHook comes from the runtime base: mmseg's train script gets it too,
+    and a config with hooks of its own (the MARS teacher) keeps it."""
+    cfg = _load(path)
+    if not cfg.get('train_cfg'):
+        return
+    types = [hook['type'] for hook in cfg.get('custom_hooks', [])]
+    assert types.count('FiniteLossHook') == 1, (path, types)
+    if cfg.model.get('type') == 'MARSEncoderDecoder' and \
+            cfg.model.get('biased_pixels') == 'complement':
+        assert 'EMATeacherHook' in types, (path, types)
+
+
 #: What the bases without a model hold (they are checked through the experiments,
 #: and the dataset bases also by tests/test_datasets/test_wsss_datasets.py).
 BASE_CONTENT = {

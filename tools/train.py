@@ -25,6 +25,7 @@ from mars_mm.apis.launch import (
     parse_job_args,
     prepare_launcher,
 )
+from mars_mm.apis.splits import check_disjoint_splits
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,6 +49,7 @@ def main() -> None:
     if args.amp:
         enable_amp(cfg)
     check_class_counts(cfg, 'train_dataloader')
+    check_disjoint_splits(cfg)
     apply_resume(cfg, args.resume)
     prepare_launcher(cfg, args.launcher)
     if 'runner_type' in cfg:

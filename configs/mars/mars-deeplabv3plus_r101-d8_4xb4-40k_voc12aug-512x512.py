@@ -12,6 +12,7 @@ _base_ = [
 num_classes = 21
 model = dict(decode_head=dict(num_classes=num_classes),
              auxiliary_head=dict(num_classes=num_classes))
+custom_hooks = [_base_.teacher_hook, *_base_.custom_hooks]  # + FiniteLossHook
 # Stage 3 output (tools/mars/debias.py): values 0..20, 254 = removed, 255 = ignore.
 train_dataloader = dict(
     dataset=dict(pseudo_label_dir='work_dirs/mars/debias_voc/labels'))

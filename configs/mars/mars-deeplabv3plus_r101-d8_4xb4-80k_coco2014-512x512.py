@@ -10,6 +10,7 @@ _base_ = [
 num_classes = 81
 model = dict(decode_head=dict(num_classes=num_classes),
              auxiliary_head=dict(num_classes=num_classes))
+custom_hooks = [_base_.teacher_hook, *_base_.custom_hooks]  # + FiniteLossHook
 train_dataloader = dict(
     dataset=dict(pseudo_label_dir='work_dirs/mars/debias_coco/labels'))
 val_evaluator = dict(type='SegFPFNMetric', _delete_=True)

@@ -15,6 +15,6 @@ model = dict(
 # The paper's decay 0.999 gives the teacher a ~1000-iteration horizon on a
 # ~40k-iteration schedule; on 500 iterations it would stay at its random init,
 # so the horizon is scaled down to ~50 iterations (decay 0.98).
-custom_hooks = [dict(type='EMATeacherHook', momentum=0.02)]
+custom_hooks = [dict(type='EMATeacherHook', momentum=0.02), *_base_.custom_hooks]
 train_dataloader = dict(  # Stage 3 output
     dataset=dict(pseudo_label_dir='work_dirs/mars/debias_planted_bias/labels'))

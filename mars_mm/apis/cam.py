@@ -29,7 +29,9 @@ from mars_mm.core.metrics import ConfusionMatrix, confusion_matrix
 from mars_mm.core.multiscale import DEFAULT_SCALES
 from mars_mm.utils.checkpoint import load_weights
 from mars_mm.utils.io import (
+    check_output_dir,
     load_label_png,
+    make_output_dir,
     read_rgb,
     save_label_png,
     save_with,
@@ -227,6 +229,7 @@ def generate_cams(config: Config, checkpoint: Optional[str], out_dir: str,
     Returns:
         int: number of images written by this process.
     """
+    check_output_dir(out_dir)  # before the model is built
     scales = check_scales(scales)
     model = build_cam_model(config, checkpoint, device)
     pipeline = config.get('cam_pipeline', None) or DEFAULT_CAM_PIPELINE
@@ -242,7 +245,7 @@ def generate_cams(config: Config, checkpoint: Optional[str], out_dir: str,
     if len(set(stems)) != len(stems):
         raise ValueError(f'the {split} split has duplicate image names; CAM files are '
                          'named by image stem')
-    os.makedirs(out_dir, exist_ok=True)
+    make_output_dir(out_dir)
     check_job_settings(out_dir, dict(
         job='generate_cams', checkpoint=file_digest(checkpoint),
         config=digest(dict(model=_cam_model_config(config), pipeline=pipeline)),
@@ -320,7 +323,7 @@ def make_pseudo_labels(cam_dir: str, dataset_config: Config, out_dir: str,
         raise FileNotFoundError(
             f'{len(missing)} of {len(files)} images of the {split} split have no CAM '
             f'file in {cam_dir} (first: {missing[0]}.npz); run generate_cams first')
-    os.makedirs(out_dir, exist_ok=True)
+    make_output_dir(out_dir)
     bg_power = None if bg_threshold is not None else bg_power
     cam_settings = read_job_settings(cam_dir)
     check_job_settings(out_dir, dict(

@@ -8,7 +8,6 @@ at once: the labels are identical to the two-job path's, and nothing but the PNG
 is written. The two-job path stays the way to keep CAMs (CAM evaluation, sweeps).
 """
 import dataclasses
-import os
 import os.path as osp
 from functools import partial
 from typing import Optional, Sequence
@@ -29,7 +28,13 @@ from mars_mm.apis.splits import build_split_dataset, dataset_files
 from mars_mm.core.cam import cams_to_label, image_cams
 from mars_mm.core.crf import CRFParams
 from mars_mm.core.multiscale import DEFAULT_SCALES
-from mars_mm.utils.io import read_rgb, save_label_png, stem_of
+from mars_mm.utils.io import (
+    check_output_dir,
+    make_output_dir,
+    read_rgb,
+    save_label_png,
+    stem_of,
+)
 from mars_mm.utils.offline import (
     check_job_settings,
     digest,
@@ -91,6 +96,7 @@ def generate_pseudo_labels(config: Config, checkpoint: Optional[str], out_dir: s
     Returns:
         int: number of labels written by this process.
     """
+    check_output_dir(out_dir)  # before the model is built
     scales = check_scales(scales)
     model = build_cam_model(config, checkpoint, device)
     pipeline = config.get('cam_pipeline', None) or DEFAULT_CAM_PIPELINE
@@ -100,7 +106,7 @@ def generate_pseudo_labels(config: Config, checkpoint: Optional[str], out_dir: s
     if len(set(stems)) != len(stems):
         raise ValueError(f'the {split} split has duplicate image names; labels are '
                          'named by image stem')
-    os.makedirs(out_dir, exist_ok=True)
+    make_output_dir(out_dir)
     bg_power = None if bg_threshold is not None else bg_power
     check_job_settings(out_dir, dict(
         job='generate_pseudo_labels', checkpoint=file_digest(checkpoint),

@@ -10,7 +10,7 @@ import copy
 import os
 import os.path as osp
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
 
@@ -18,6 +18,7 @@ from mars_mm.apis.config_checks import check_cfg_options
 from mars_mm.core.multiscale import DEFAULT_SCALES
 from mars_mm.utils.checkpoint import (
     check_checkpoint_file,
+    check_resumed_model,
     checkpoint_seed,
     resume_checkpoint,
 )
@@ -36,9 +37,15 @@ def resolve_config_path(path: str) -> str:
 
     Raises:
         FileNotFoundError: naming ``path`` when it is neither a file nor an alias.
+        ValueError: naming ``path`` when it is a folder.
     """
     if osp.isfile(path):
         return path
+    if osp.isdir(path):
+        configs = sorted(name for name in os.listdir(path) if name.endswith('.py'))
+        raise ValueError(f'{path}: is a folder, not a config file; give one of its '
+                         f'configs ({", ".join(configs[:3]) or "it holds none"}'
+                         f'{", ..." if len(configs) > 3 else ""})')
     metafile = osp.join(osp.dirname(path), 'metafile.yaml')
     if osp.isfile(metafile):
         from mmengine.fileio import load
@@ -95,10 +102,12 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
     ``'auto'`` trusts ``last_checkpoint`` only if the file it names is complete,
     and otherwise takes the newest complete ``epoch_N.pth``/``iter_N.pth``
     (warning about the others); without any, training starts from scratch.
+    A checkpoint of another model is refused (:func:`check_resumed_model`).
     The run's random seed becomes the checkpoint's (:func:`adopt_resumed_seed`).
 
     Raises:
-        FileNotFoundError / ValueError: ``CKPT`` missing or incomplete.
+        FileNotFoundError / ValueError: ``CKPT`` missing or incomplete, or made
+        by another model.
     """
     if resume is None:
         return
@@ -112,6 +121,8 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
         cfg.resume = True
         cfg.load_from = resume
     if cfg.resume and '://' not in cfg.load_from:
+        check_resumed_model(cfg.load_from, cfg.get('model'),
+                            cfg.filename or 'the config')
         adopt_resumed_seed(cfg, checkpoint_seed(cfg.load_from))
 
 
@@ -138,6 +149,47 @@ def adopt_resumed_seed(cfg: Config, seed: Optional[int]) -> None:
     cfg.randomness = randomness
 
 
+def _option_target(cfg: Config, key: str) -> Tuple[bool, Any]:
+    """Whether the dotted ``key`` (list indices included) exists in ``cfg``, and
+    its value."""
+    node: Any = cfg
+    for part in key.split('.'):
+        if isinstance(node, (dict, Config)) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False, None
+    return True, node
+
+
+def check_option_types(cfg: Config, cfg_options: dict, path: str) -> None:
+    """Refuse a ``--cfg-options`` value of text where the config holds a number or
+    a flag (``train_cfg.max_epochs=two``).
+
+    mmengine keeps what does not parse as a number as a string and merges it;
+    the error came much later from deep inside the loop ("invalid literal for
+    int()"), naming no option.
+
+    Raises:
+        ValueError: naming the option, its value and the config's value.
+    """
+    for key, value in cfg_options.items():
+        exists, current = _option_target(cfg, key)
+        if not exists or not isinstance(value, str) or current is None:
+            continue
+        if isinstance(current, bool):
+            kind = 'a flag (True/False)'
+        elif isinstance(current, (int, float)):
+            kind = 'a number'
+        else:
+            continue
+        raise ValueError(f'--cfg-options {key}={value}: {path} sets {key} to '
+                         f'{current!r}, {kind}, and {value!r} is text; give '
+                         f'{kind.split(" (")[0]}')
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None, launcher: str = 'none',
                 data_root: Optional[str] = None) -> Config:
@@ -156,6 +208,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
     cfg_options = dict(cfg_options or {})
     if cfg_options:
         check_cfg_options(cfg, cfg_options, path)
+        check_option_types(cfg, cfg_options, path)
     option_root = cfg_options.pop('data_root', None)
     for root, origin in ((data_root, '--data-root'),
                          (option_root, '--cfg-options data_root')):
@@ -168,6 +221,9 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', stem_of(path))
+    if osp.exists(cfg.work_dir) and not osp.isdir(cfg.work_dir):
+        raise ValueError(f'{cfg.work_dir}: the work dir is a file, not a folder; '
+                         'give a folder (it is created if missing)')
     return cfg
 
 

@@ -6,7 +6,6 @@ config's ``train_dataloader`` (unwrapping :class:`USSPairDataset`), read with
 export all index the same images.
 """
 import copy
-import os
 import os.path as osp
 import time
 from functools import partial
@@ -24,7 +23,13 @@ from mars_mm.datasets.uss_pair_dataset import image_stems, write_knn_file
 from mars_mm.debias.quantised import QUANTISED_SUFFIX, save_quantised_embedding
 from mars_mm.utils.checkpoint import load_weights
 from mars_mm.utils.compat import drop_save_best_for_testing
-from mars_mm.utils.io import load_label_png, save_array, stem_of
+from mars_mm.utils.io import (
+    check_output_dir,
+    load_label_png,
+    make_output_dir,
+    save_array,
+    stem_of,
+)
 from mars_mm.utils.offline import (
     check_job_settings,
     default_device,
@@ -244,6 +249,7 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
     if int(compact_pool) < 1:
         raise ValueError(f'compact_pool must be >= 1, got {compact_pool}')
     suffix = QUANTISED_SUFFIX if compact_bits else '.npy'
+    check_output_dir(out_dir)  # before the model is built
     scales, flip = export_settings(cfg, scales, flip)
     model = build_uss_model(cfg, checkpoint, device)
     if checkpoint is None and needs_training(model, what):
@@ -255,7 +261,7 @@ def extract_embeddings(cfg: Config, checkpoint: Optional[str], out_dir: str,
     if len(set(stems)) != len(stems):
         raise ValueError(f'the {split} split has duplicate image names; embedding '
                          'files are named by image stem')
-    os.makedirs(out_dir, exist_ok=True)
+    make_output_dir(out_dir)
     pipeline = cfg.get('uss_image_pipeline', None) or DEFAULT_IMAGE_PIPELINE
     settings = dict(
         job='extract_features', checkpoint=file_digest(checkpoint),

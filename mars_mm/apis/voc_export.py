@@ -17,7 +17,13 @@ from mmengine.dataset import pseudo_collate
 
 from mars_mm.apis.launch import tta_model_cfg
 from mars_mm.registry import DATASETS, MODELS
-from mars_mm.utils.io import atomic_write, save_label_png, stem_of
+from mars_mm.utils.io import (
+    atomic_write,
+    check_output_dir,
+    make_output_dir,
+    save_label_png,
+    stem_of,
+)
 from mars_mm.utils.offline import (
     barrier,
     default_device,
@@ -98,13 +104,14 @@ def export_voc_test(cfg: Config, checkpoint: str, out_dir: str, tta: bool = Fals
     if dataloader_key not in cfg:
         raise KeyError(f'the config has no `{dataloader_key}` describing the test '
                        'images (see configs/_base_/datasets/voc12aug_wsss.py)')
+    check_output_dir(out_dir)
     model = build_predictor(cfg, checkpoint, tta=tta, device=device)
     dataset_cfg = copy.deepcopy(cfg[dataloader_key]['dataset'])
     pipeline = cfg.tta_pipeline if tta else dataset_cfg['pipeline']
     dataset_cfg['pipeline'] = strip_annotation_transforms(pipeline)
     dataset = DATASETS.build(dataset_cfg)
     result_dir = osp.join(out_dir, VOC_RESULT_DIR)
-    os.makedirs(result_dir, exist_ok=True)
+    make_output_dir(result_dir)
 
     def png_path(index: int) -> str:
         stem = stem_of(dataset.get_data_info(index)['img_path'])

@@ -7,52 +7,80 @@ in order of preference, from a tag file (COCO converter), a VOC XML annotation, 
 the ground-truth mask.
 
 Bad input raises an error naming the file: a split file naming a missing image or
-mask, an XML naming an unknown class, a mask value outside ``0..C`` (other than 255).
+mask, an XML naming an unknown class, a mask value outside ``0..C`` (other than 255),
+a mask whose size differs from its image's (checked when the dataset is read).
+Split and tag files are UTF-8 with or without a byte-order mark.
 Images without any foreground tag are skipped with one warning (``empty_tags='skip'``,
 the default), kept (``'keep'``, for evaluation) or rejected (``'error'``).
 """
 import json
 import os.path as osp
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 from xml.etree import ElementTree
 
 import numpy as np
 from mmseg.datasets import BaseSegDataset
 
-from mars_mm.utils.io import BIASED_INDEX, IGNORE_INDEX, load_label_png, stem_of
+from mars_mm.utils.io import (
+    BIASED_INDEX,
+    IGNORE_INDEX,
+    image_size,
+    label_size,
+    listed_image_name,
+    load_label_png,
+    read_user_text,
+)
 
 EMPTY_TAG_POLICIES = ('skip', 'keep', 'error')
 
 
-def read_split_file(path: str) -> List[str]:
-    """Image stems listed in a split file, one per line.
+def split_line_name(line: str) -> str:
+    """The image name of one line of a split file.
 
-    Lines may also be in the ``/JPEGImages/x.jpg /SegmentationClassAug/x.png`` form
-    of common ``train_aug`` lists: the stem of the first path is used.
+    A line is a name (``2007_000032``, ``2007_000032.jpg``; inner dots and spaces
+    belong to the name, only an image suffix is dropped), or the
+    ``/JPEGImages/x.jpg /SegmentationClassAug/x.png`` form of common ``train_aug``
+    lists, whose first path gives the name.
+
+    Raises:
+        ValueError: the line is a path, or not a plain file name.
+    """
+    fields = line.split()
+    if len(fields) == 2 and all('/' in field for field in fields):
+        return listed_image_name(osp.basename(fields[0]))
+    return listed_image_name(line)
+
+
+def read_split_file(path: str) -> List[str]:
+    """Image names listed in a split file, one per line (:func:`split_line_name`).
+
+    Read as UTF-8 with or without a byte-order mark, any line ending.
 
     Raises:
         FileNotFoundError: naming ``path``.
-        ValueError: naming ``path`` when it lists no image or a stem twice.
+        ValueError: naming ``path`` (and the line) when it lists no image, a name
+            twice, or a line that is not an image name (a path, ``..``).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'split file not found: {path}')
-    stems = []
-    with open(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                stems.append(stem_of(line.split()[0]))
-    if not stems:
+    names: List[str] = []
+    line_of: Dict[str, int] = {}
+    for number, line in enumerate(read_user_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            name = split_line_name(line)
+        except ValueError as err:
+            raise ValueError(f'{path}, line {number}: {err}') from None
+        if name in line_of:
+            raise ValueError(f'{path}: image {name} is listed twice (lines '
+                             f'{line_of[name]} and {number})')
+        line_of[name] = number
+        names.append(name)
+    if not names:
         raise ValueError(f'{path}: the split file lists no image')
-    if len(set(stems)) != len(stems):
-        seen, repeated = set(), []
-        for stem in stems:
-            if stem in seen:
-                repeated.append(stem)
-            seen.add(stem)
-        raise ValueError(f'{path}: images listed twice: {repeated[:5]}')
-    return stems
+    return names
 
 
 def tags_from_xml(path: str, class_names: Sequence[str],
@@ -120,8 +148,7 @@ def read_tag_file(path: str, class_names: Sequence[str]) -> Dict[str, np.ndarray
     if not osp.isfile(path):
         raise FileNotFoundError(f'tag file not found: {path}')
     try:
-        with open(path) as handle:
-            content = json.load(handle)
+        content = json.loads(read_user_text(path))
         classes, tags = content['classes'], content['tags']
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f'{path}: not a tag file with "classes" and "tags" '
@@ -137,6 +164,36 @@ def read_tag_file(path: str, class_names: Sequence[str]) -> Dict[str, np.ndarray
                              f'1..{len(class_names) - 1}')
         result[stem] = ids
     return result
+
+
+def _mask_size_problem(pair: Tuple[str, str]) -> Optional[str]:
+    img_path, seg_map_path = pair
+    mask = label_size(seg_map_path)
+    image = image_size(img_path)
+    if mask == image:
+        return None
+    return (f'{seg_map_path}: mask of size {mask} (H, W), but its image {img_path} '
+            f'is {image}; a mask must cover its image pixel for pixel')
+
+
+def check_mask_sizes(pairs: Sequence[Tuple[str, str]], threads: int = 8) -> None:
+    """Raise naming the mask whose size differs from its image's.
+
+    Only the files' headers are read (in threads: on a network file system the
+    time is latency); an image's size is the one its loader gives, EXIF rotation
+    applied (:func:`~mars_mm.utils.io.image_size`), a mask's its stored size
+    (masks are decoded unchanged: :func:`~mars_mm.utils.io.label_size`).
+    """
+    if len(pairs) > 64 and threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(threads) as pool:
+            problems = pool.map(_mask_size_problem, pairs, chunksize=64)
+            first = next((problem for problem in problems if problem), None)
+    else:
+        first = next((problem for problem in map(_mask_size_problem, pairs)
+                      if problem), None)
+    if first is not None:
+        raise ValueError(first)
 
 
 class WSSSBaseDataset(BaseSegDataset):
@@ -271,13 +328,18 @@ class WSSSBaseDataset(BaseSegDataset):
             warnings.warn(f'{self.ann_file}: skipped {len(empty)} images without any '
                           f'foreground tag (e.g. {empty[:3]}); pass '
                           'empty_tags="keep" to keep them', stacklevel=2)
+        if self.check_files and self.with_seg_map:
+            check_mask_sizes([(info['img_path'], info['seg_map_path'])
+                              for info in data_list])
         return data_list
 
     def _tags_of(self, stem: str, info: dict, tag_table: Optional[dict],
                  class_names: List[str], known_names: List[str]) -> np.ndarray:
         if tag_table is not None:
             if stem not in tag_table:
-                raise KeyError(f'{self.tag_file}: no tags for image {stem}')
+                raise ValueError(f'{self.tag_file}: no tags for image {stem}, which '
+                                 f'{self.ann_file} lists (convert the dataset again, '
+                                 'or remove the image from the split file)')
             return tag_table[stem]
         if self.xml_dir is not None:
             xml_path = osp.join(self.xml_dir, stem + '.xml')

@@ -11,6 +11,7 @@ continue from; the tools that load weights use :func:`load_weights` or
 :func:`check_weights_fit`, which name the file and the keys when a checkpoint
 belongs to another model instead of loading what happens to match.
 """
+import ast
 import glob
 import os
 import os.path as osp
@@ -25,6 +26,8 @@ _STEP = re.compile(r'^(?:epoch|iter)_(\d+)\.pth$')
 
 def checkpoint_problem(path: str) -> Optional[str]:
     """What is wrong with a checkpoint file, or ``None`` if it looks complete."""
+    if osp.isdir(path):
+        return 'a folder'
     if not osp.isfile(path):
         return 'missing'
     if osp.getsize(path) == 0:
@@ -50,6 +53,11 @@ def check_checkpoint_file(path: str, what: str = 'checkpoint') -> None:
     problem = checkpoint_problem(path)
     if problem == 'missing':
         raise FileNotFoundError(f'{what} not found: {path}')
+    if problem == 'a folder':
+        alone = (', or --resume alone to continue from the newest checkpoint of '
+                 'the work dir') if '--resume' in what else ''
+        raise ValueError(f'{path}: {what} is a folder, not a checkpoint file (give '
+                         f'the .pth file inside it{alone})')
     if problem is not None:
         raise ValueError(f'{path}: {what} is {problem}; was the job that wrote it '
                          'killed, or the copy interrupted?')
@@ -181,15 +189,130 @@ def _first_line(text: str) -> str:
     return (named or lines or [''])[0][:300]
 
 
-def checkpoint_seed(path: str) -> Optional[int]:
-    """The random seed an mmengine checkpoint was trained with (``meta.seed``),
-    or None. The file is memory-mapped: the weights are not read."""
+def checkpoint_meta(path: str) -> dict:
+    """The ``meta`` of an mmengine checkpoint (``{}`` if it has none).
+
+    Read with :func:`safe_torch_load`; a zip checkpoint is memory-mapped, so the
+    weights are not read.
+    """
     with open(path, 'rb') as handle:
         zipped = handle.read(4) == b'PK\x03\x04'  # the legacy format cannot be mapped
     checkpoint = _load_named(path, mmap=zipped)
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    seed = meta.get('seed') if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def checkpoint_seed(path: str) -> Optional[int]:
+    """The random seed an mmengine checkpoint was trained with (``meta.seed``),
+    or None. The weights are not read."""
+    seed = checkpoint_meta(path).get('seed')
     return None if seed is None else int(seed)
+
+
+#: The parts of a model config whose type tells two models apart.
+MODEL_PARTS = ('backbone', 'neck', 'decode_head', 'auxiliary_head', 'head')
+
+
+class _NotLiteral(Exception):
+    pass
+
+
+def _literal(node: ast.AST) -> Any:
+    """The value of a config expression built only of constants, ``dict(...)``,
+    dict/list/tuple displays; anything else raises :class:`_NotLiteral`."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(item) for item in node.elts]
+    if isinstance(node, ast.Dict):
+        if any(key is None for key in node.keys):
+            raise _NotLiteral
+        return {_literal(key): _literal(value)
+                for key, value in zip(node.keys, node.values)}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+            node.func.id == 'dict' and not node.args:
+        if any(keyword.arg is None for keyword in node.keywords):
+            raise _NotLiteral
+        return {keyword.arg: _literal(keyword.value) for keyword in node.keywords}
+    raise _NotLiteral
+
+
+def _type_name(part: Any) -> Optional[str]:
+    """A registered type's name without its scope (``mmseg.EncoderDecoder``)."""
+    if isinstance(part, list):
+        names = [_type_name(item) for item in part]
+        return '[' + ', '.join(str(name) for name in names) + ']'
+    if not isinstance(part, dict) or part.get('type') is None:
+        return None
+    kind = part['type']
+    name = kind if isinstance(kind, str) else getattr(kind, '__name__', str(kind))
+    return name.rsplit('.', 1)[-1]
+
+
+def model_types(model_cfg: Any) -> Dict[str, Optional[str]]:
+    """``{'model': type, 'model.backbone': type, ...}`` of a model config dict."""
+    if not isinstance(model_cfg, dict):
+        return {}
+    types = {'model': _type_name(model_cfg)}
+    for part in MODEL_PARTS:
+        types[f'model.{part}'] = _type_name(model_cfg.get(part))
+    return types
+
+
+def recorded_model_types(config_text: str) -> Dict[str, Optional[str]]:
+    """:func:`model_types` of the ``model`` in the config text an mmengine
+    checkpoint keeps (``meta['cfg']``), or ``{}`` when it cannot be read.
+
+    The text is Python; it is parsed, never run (it comes from a file).
+    """
+    try:
+        tree = ast.parse(config_text)
+    except (SyntaxError, ValueError, TypeError):
+        return {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and any(
+                isinstance(target, ast.Name) and target.id == 'model'
+                for target in statement.targets):
+            try:
+                return model_types(_literal(statement.value))
+            except _NotLiteral:
+                return {}
+    return {}
+
+
+def describe_model(types: Dict[str, Optional[str]]) -> str:
+    """``EncoderDecoder (backbone ResNetV1c, decode_head FCNHead)``: a summary."""
+    parts = [f'{key.split(".", 1)[1]} {value}' for key, value in types.items()
+             if key != 'model' and value is not None]
+    return f'{types.get("model")}' + (f' ({", ".join(parts)})' if parts else '')
+
+
+def check_resumed_model(path: str, model_cfg: Any, config: str) -> None:
+    """Refuse to resume ``path`` into a model of another kind.
+
+    mmengine resumes whatever the checkpoint holds: the weights load non-strictly,
+    so another model's checkpoint either fails deep inside the optimizer ("a
+    parameter group that doesn't match") or, when the networks share their
+    weights (a MARS config in its baseline's work dir), "resumes" a finished run
+    and trains nothing. The checkpoint keeps its config (``meta['cfg']``); the
+    model type and the types of its parts must equal the config's.
+
+    Raises:
+        ValueError: naming the checkpoint, the config and both models.
+    """
+    meta = checkpoint_meta(path)
+    recorded = recorded_model_types(meta.get('cfg') or '') \
+        if isinstance(meta.get('cfg'), str) else {}
+    current = model_types(model_cfg)
+    if not recorded or not current:
+        return
+    if any(recorded.get(key) != value for key, value in current.items()):
+        run = meta.get('experiment_name')
+        raise ValueError(
+            f'--resume: {path} is a checkpoint of another model: '
+            f'{describe_model(recorded)}{" (run " + str(run) + ")" if run else ""}, '
+            f'but {config} builds {describe_model(current)}; resume with the '
+            'config that made the checkpoint, or train into another --work-dir')
 
 
 def load_checkpoint_file(path: str) -> Dict[str, Any]:

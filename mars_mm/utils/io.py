@@ -96,6 +96,123 @@ def plain_file_name(name: str) -> Optional[str]:
     return None
 
 
+#: Endings a name listed in a split or tags file may carry: only these are stripped
+#: (``000024.v2`` and ``2021.05.000003`` are names, not a name and a suffix).
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def listed_image_name(text: str) -> str:
+    """The image name a line of a split or tags file gives, or raise.
+
+    A listed name is the text itself (inner spaces and dots included) without a
+    trailing image suffix of :data:`IMAGE_SUFFIXES`; ``000024.v2`` stays
+    ``000024.v2``. Output files are named after it, so it must be a plain file
+    name (:func:`plain_file_name`).
+
+    Raises:
+        ValueError: the reason, without the file (the caller names it).
+    """
+    name = text.strip()
+    root, ext = osp.splitext(name)
+    if ext.lower() in IMAGE_SUFFIXES and root:
+        name = root
+    problem = plain_file_name(name)
+    if problem is not None:
+        raise ValueError(f'{text.strip()!r} is not an image name: {problem} (list '
+                         'names such as 2007_000032 or 2007_000032.jpg, never paths)')
+    return name
+
+
+def read_user_text(path: str) -> str:
+    """A text file a user wrote (split file, tags, class list), as one string.
+
+    UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8" writes one: it
+    must not become part of the first name). Universal newlines, so CRLF files
+    read as LF ones.
+
+    Raises:
+        FileNotFoundError / ValueError: naming ``path``.
+    """
+    if osp.isdir(path):
+        raise ValueError(f'{path}: is a folder, not a text file')
+    try:
+        with open(path, encoding='utf-8-sig') as handle:
+            return handle.read()
+    except UnicodeDecodeError as err:
+        raise ValueError(f'{path}: not UTF-8 text ({err}); save it as UTF-8') \
+            from err
+
+
+def image_size(path: str) -> tuple:
+    """``(H, W)`` of an image as every loader of mars_mm and mmseg sees it.
+
+    mmcv decodes images in colour with their EXIF orientation applied (a photo
+    taken upright by a phone is stored sideways with an orientation tag), so a
+    label or mask of that image has the rotated size. Only the header is read.
+
+    Raises:
+        FileNotFoundError / ValueError: naming ``path`` when it is missing or not
+        a readable image.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image not found: {path}')
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f'{path}: cannot read image ({err})') from err
+    if orientation in (5, 6, 7, 8):  # a quarter turn (with or without a mirror)
+        width, height = height, width
+    return height, width
+
+
+#: The EXIF tag holding an image's orientation.
+_EXIF_ORIENTATION = 0x0112
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+
+
+def label_size(path: str) -> tuple:
+    """``(H, W)`` of a label map (mask, pseudo label) as it is decoded.
+
+    Label maps are decoded unchanged (no EXIF rotation: mmseg's
+    ``LoadAnnotations``, :func:`load_label_png`), so this is the stored size; for a
+    PNG it is read from the 24-byte header (a fifth of the time ``PIL`` takes).
+
+    Raises:
+        FileNotFoundError / ValueError: naming ``path``.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'label file not found: {path}')
+    with open(path, 'rb') as handle:
+        head = handle.read(24)
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b'IHDR':
+        width, height = int.from_bytes(head[16:20], 'big'), \
+            int.from_bytes(head[20:24], 'big')
+        return height, width
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f'{path}: cannot read label map ({err})') from err
+
+
+def check_output_dir(path: str) -> None:
+    """Raise naming ``path`` when it exists and is not a folder (an output folder
+    given as an existing file: ``os.makedirs`` only says "File exists")."""
+    if osp.exists(path) and not osp.isdir(path):
+        raise ValueError(f'{path}: the output folder is a file; give a folder (it is '
+                         'created if missing)')
+
+
+def make_output_dir(path: str) -> str:
+    """Create the output folder ``path`` (and its parents); see
+    :func:`check_output_dir`."""
+    check_output_dir(path)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def is_temporary(filename: str) -> bool:
     """Whether ``filename`` is a leftover of :func:`atomic_write`."""
     return osp.basename(filename).startswith('.tmp-')

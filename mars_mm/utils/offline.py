@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 from tqdm import tqdm
 
-from mars_mm.utils.io import save_text
+from mars_mm.utils.io import check_output_dir, save_text
 
 #: The settings record of an offline job's output folder.
 JOB_RECORD = 'job_settings.json'
@@ -226,6 +226,60 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + '...'
 
 
+def claim_folder(out_dir: str, settings: Dict[str, Any], records: Sequence[str],
+                 what: str) -> None:
+    """Refuse to write into a folder holding files this job did not make, or made
+    with other settings.
+
+    A job that writes a whole folder (a generated dataset) would silently replace
+    a user's files of the same names. The folder is the job's own when it holds
+    one of ``records`` (JSON files the job writes, holding at least the keys of
+    ``settings``); with the same ``settings`` the job may complete or redo it.
+
+    Args:
+        out_dir: the folder (a missing one, or one holding only hidden files,
+            is always fine).
+        settings: what the folder's content depends on (JSON-able).
+        records: record file names, in order of preference.
+        what: what the job makes, for the message (``a planted-bias dataset``).
+
+    Raises:
+        ValueError: naming the folder (and the record and each setting that
+        differs).
+    """
+    check_output_dir(out_dir)
+    if not osp.isdir(out_dir):
+        return
+    # hidden files (a driver's stage marker, .DS_Store, temporaries) are never
+    # written over by the job's own files
+    entries = sorted(name for name in os.listdir(out_dir) if not name.startswith('.'))
+    if not entries:
+        return
+    record = next((osp.join(out_dir, name) for name in records
+                   if osp.isfile(osp.join(out_dir, name))), None)
+    if record is None:
+        shown = ', '.join(entries[:4]) + (', ...' if len(entries) > 4 else '')
+        raise ValueError(
+            f'{out_dir}: the folder is not empty ({shown}) and holds no '
+            f'{" or ".join(records)}: it was not made by this tool, and files of '
+            f'the same names would be replaced; give a new or empty folder for '
+            f'{what}')
+    try:
+        with open(record, encoding='utf-8') as handle:
+            recorded = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise ValueError(f'{record}: unreadable record ({err}); give a new or empty '
+                         f'folder for {what}') from err
+    recorded = {key: recorded.get(key) for key in settings} \
+        if isinstance(recorded, dict) else {}
+    changes = _differences(_plain(recorded), _plain(settings))
+    if changes:
+        raise ValueError(
+            f'{record}: {out_dir} holds {what} made with other settings '
+            f'({"; ".join(changes[:6])}); it is not overwritten: write to another '
+            f'folder, or delete {out_dir} first')
+
+
 def read_job_settings(out_dir: str, record: str = JOB_RECORD) -> Optional[dict]:
     """The settings recorded in a folder, or ``None`` without a record.
 
@@ -264,8 +318,10 @@ def check_job_settings(out_dir: str, settings: Dict[str, Any],
             outputs are kept with a warning.
 
     Raises:
-        ValueError: naming the record and each setting that differs.
+        ValueError: naming the record and each setting that differs, or naming
+        ``out_dir`` when it is a file.
     """
+    check_output_dir(out_dir)
     current = _plain(settings)
     path = osp.join(out_dir, record)
     previous = read_job_settings(out_dir, record)

@@ -105,3 +105,57 @@ def test_data_root_reaches_every_dataloader(repo_root):
         repo_root, 'configs/cam/cam_plain7-d8_1xb16-30e_planted-128x128.py'),
         cfg_options=dict(data_root='/elsewhere'))
     assert plain.train_dataloader.dataset.data_root == '/elsewhere'
+
+
+def test_config_folder_and_work_dir_file_are_named(repo_root, tmp_path):
+    with pytest.raises(ValueError, match=r'configs/cam: is a folder, not a config '
+                       r'file; give one of its configs \(cam_'):
+        load_config(osp.join(repo_root, 'configs', 'cam'))
+    (tmp_path / 'afile').write_text('x')
+    with pytest.raises(ValueError, match=r'afile: the work dir is a file'):
+        load_config(f'{repo_root}/{CONFIG}', work_dir=str(tmp_path / 'afile'))
+
+
+@pytest.mark.parametrize('option, kind', [
+    ({'train_cfg.max_iters': 'two'}, 'a number'),
+    ({'optim_wrapper.optimizer.lr': '1e-x'}, 'a number'),
+    ({'param_scheduler.0.by_epoch': 'no'}, 'a flag'),
+])
+def test_option_of_text_where_the_config_holds_a_number(repo_root, option, kind):
+    """mmengine keeps 'two' as text; the loop failed later with "invalid literal
+    for int()", naming no option."""
+    key = next(iter(option))
+    with pytest.raises(ValueError, match=rf'--cfg-options {key}=.*sets {key} to .*'
+                       rf'{kind}.*is text'):
+        load_config(f'{repo_root}/{CONFIG}', cfg_options=option)
+    # numbers, None and new text keys pass
+    load_config(f'{repo_root}/{CONFIG}', cfg_options={'train_cfg.max_iters': 3,
+                                                      'randomness.seed': None})
+
+
+def test_train_and_val_splits_must_not_share_images(tmp_path):
+    """A train split naming a val image (000017.jpg while val.txt lists 000017)
+    validated the model on what it trained on."""
+    from mars_mm.apis.splits import check_disjoint_splits
+    from mars_mm.datasets.generators.planted_bias import generate_planted_bias
+    root = str(tmp_path / 'data')
+    generate_planted_bias(root, num_train=3, num_val=2, image_size=(16, 16))
+    dataset = dict(type='PlantedBiasDataset', data_root=root)
+    cfg = Config(dict(
+        default_scope='mmseg', val_cfg=dict(type='ValLoop'),
+        train_dataloader=dict(dataset=dict(
+            dataset, ann_file='ImageSets/Segmentation/train.txt')),
+        val_dataloader=dict(dataset=dict(
+            dataset, ann_file='ImageSets/Segmentation/val.txt'))))
+    check_disjoint_splits(cfg)
+    with open(osp.join(root, 'ImageSets', 'Segmentation', 'train.txt'), 'a') as f:
+        f.write('000004.jpg\n')
+    with pytest.raises(ValueError, match=r'train\.txt \(train_dataloader\) and .*'
+                       r'val\.txt \(val_dataloader\) share 1 images \(e\.g\. '
+                       r'000004\.jpg\)'):
+        check_disjoint_splits(cfg)
+    cfg.val_cfg = None  # no validation: nothing to compare
+    check_disjoint_splits(cfg)
+    cfg.val_cfg = dict(type='ValLoop')  # validating on the training split itself
+    cfg.val_dataloader.dataset.ann_file = 'ImageSets/Segmentation/train.txt'
+    check_disjoint_splits(cfg)

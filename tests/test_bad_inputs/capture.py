@@ -3,13 +3,17 @@
     python -m tests.test_bad_inputs.capture --repo DIR --out before.json
         [--only TOOL:CASE ...]
     python -m tests.test_bad_inputs.capture --table before.json after.json
+        [--issue N]
 
 ``--repo`` is the checkout whose ``tools/`` and ``configs/`` run (put its
 ``mars_mm`` first on ``PYTHONPATH`` to run its code, e.g. an exported older
 commit). The record per case: exit status, message, whether the case's expected
 status / message / outcome check hold. ``--only`` runs the named cases alone
 and updates their records in ``--out`` if it exists. ``--table`` renders two
-records as the before/after table of ``docs/en/reliability.md``.
+records as the before/after table of ``docs/en/reliability.md``; ``--issue N``
+keeps the cases that issue added (each issue has its own table, whose *before*
+is the commit before that issue's fixes), numbered after those of the earlier
+issues.
 """
 import argparse
 import importlib
@@ -21,8 +25,8 @@ import tempfile
 import time
 import traceback
 
-MODULES = ('test_train', 'test_test', 'test_generate_cams', 'test_cam_labels',
-           'test_uss', 'test_debias', 'test_data_tools')
+MODULES = ('test_train', 'test_test', 'test_generate_cams', 'test_own_data',
+           'test_cam_labels', 'test_uss', 'test_debias', 'test_data_tools')
 
 
 def key(case) -> str:
@@ -98,7 +102,7 @@ def _outcome(record: dict) -> str:
     return f'exit {record["rc"]}: {message}'
 
 
-def table(before_path: str, after_path: str) -> str:
+def table(before_path: str, after_path: str, issue=None) -> str:
     with open(before_path) as handle:
         before = json.load(handle)
     with open(after_path) as handle:
@@ -106,7 +110,12 @@ def table(before_path: str, after_path: str) -> str:
     cases = all_cases()
     lines = ['| # | tool | case | issue | before | after |',
              '| --- | --- | --- | --- | --- | --- |']
-    for index, case in enumerate(cases, 1):
+    if issue is not None:  # numbered after the cases of the issues before it
+        first = sum(case.issue < issue for case in cases)
+        cases = [case for case in cases if case.issue == issue]
+    else:
+        first = 0
+    for index, case in enumerate(cases, first + 1):
         lines.append(f'| {index} | `{case.tool}` | {_cell(case.what, 200)} | '
                      f'{case.origin} | {_outcome(before.get(key(case)))} | '
                      f'{_outcome(after.get(key(case)))} |')
@@ -118,11 +127,13 @@ def main() -> None:
     parser.add_argument('--repo', help='checkout whose tools and configs run')
     parser.add_argument('--out', help='JSON record to write')
     parser.add_argument('--table', nargs=2, metavar=('BEFORE', 'AFTER'))
+    parser.add_argument('--issue', type=int,
+                        help='with --table: only the cases this issue added')
     parser.add_argument('--only', nargs='+', metavar='TOOL:CASE',
                         help='run these cases alone (e.g. mars/debias.py:cfg-typo)')
     args = parser.parse_args()
     if args.table:
-        print(table(*args.table), end='')
+        print(table(*args.table, issue=args.issue), end='')
     else:
         try:
             capture(args.repo, args.out, args.only)

@@ -93,17 +93,20 @@ class Case:
     Attributes:
         name: short id, unique in the catalogue.
         tool: the script under ``tools/``.
-        origin: where the case comes from: ``'silent N'`` / ``'unclear'`` (the
-            issue's lists), ``'new silent'`` / ``'new unclear'`` (found while
-            building the catalogue, not in the issue) or ``'handled'`` (clear
-            before, kept).
+        origin: where the case comes from: ``'silent N'`` / ``'unclear'`` /
+            ``'unsafe N'`` / ``'lost N'`` / ``'unclear N'`` (the issue's lists),
+            ``'new silent'`` / ``'new unclear'`` (found while building the
+            catalogue, not in the issue), ``'own'`` (a careful user's try that
+            the issue lacked) or ``'handled'`` (clear before, kept).
         what: the bad input in words.
         run: ``run(sandbox) -> Result``: prepares the input in its own folder
             and runs the tool (maybe twice, e.g. for resume cases).
         rc: the exit status expected now.
         pattern: a regex the message must match (naming the file or option).
         check: optional ``check(sandbox, result)`` of the outcome (files written,
-            nothing left behind), for the cases that must succeed.
+            nothing left behind, nothing overwritten).
+        issue: the issue that added the case (its before/after table in
+            ``docs/en/reliability.md``).
     """
     name: str
     tool: str
@@ -113,6 +116,7 @@ class Case:
     rc: int
     pattern: str
     check: Optional[Callable] = None
+    issue: int = 13
 
     def verify(self, sandbox, result: Result) -> None:
         """Assert the exit status, the message and the outcome."""

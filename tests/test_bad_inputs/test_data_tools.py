@@ -97,6 +97,70 @@ def _voc_mask(voc, stem='v_train'):
     return osp.join(voc, 'SegmentationClass', f'{stem}.png')
 
 
+def voc_split_parent(sb):
+    """SBD's train.txt naming ../../s_train (it was read as s_train)."""
+    def edit(voc, sbd):
+        with open(osp.join(sbd, 'train.txt'), 'a') as handle:
+            handle.write('../../s_train\n')
+    return _voc(sb, edit)
+
+
+# ---------------------------------------------------------- oracle inputs
+ORACLE = 'analysis/oracle_debias_inputs.py'
+
+
+def oracle_split_parent(sb):
+    """A split line ../../x/evil: its embedding and label went to sb/x/."""
+    from mars_mm.utils.io import save_label_png
+    data = sb.copy(sb.world.data, 'data')
+    os.makedirs(sb.path('x'))
+    save_label_png(sb.path('x', 'evil.png'), np.zeros((32, 32), np.uint8))
+    with open(osp.join(data, 'ImageSets', 'Segmentation', 'train.txt'), 'a') as f:
+        f.write('../../x/evil\n')
+    return sb.tool(ORACLE, data, sb.path('out'))
+
+
+def _nothing_beside_out(sb, result):
+    assert os.listdir(sb.path('x')) == ['evil.png'], os.listdir(sb.path('x'))
+
+
+# ----------------------------------------------------- planted, issue 20 (lost 6)
+def _snapshot(root):
+    files = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            with open(osp.join(folder, name), 'rb') as handle:
+                files[osp.relpath(osp.join(folder, name), root)] = handle.read()
+    return files
+
+
+def planted_into_dataset(sb):
+    """An existing VOC-layout dataset folder (no meta.json: not generated)."""
+    data = sb.copy(sb.world.data, 'planted')
+    os.remove(osp.join(data, 'meta.json'))
+    sb.before = _snapshot(data)
+    return _planted(sb, '--image-size', '16', '16')
+
+
+def planted_other_settings(sb):
+    """Its own dataset, regenerated with another seed."""
+    _planted(sb, '--image-size', '16', '16')
+    sb.before = _snapshot(sb.path('planted'))
+    return _planted(sb, '--image-size', '16', '16', '--seed', '3')
+
+
+def _unchanged(sb, result):
+    assert _snapshot(sb.path('planted')) == sb.before
+
+
+def planted_complete(sb):
+    """Its own dataset, an image deleted, rerun with the same settings."""
+    _planted(sb, '--image-size', '16', '16')
+    sb.before = _snapshot(sb.path('planted'))
+    os.remove(sb.path('planted', 'JPEGImages', '000001.jpg'))
+    return _planted(sb, '--image-size', '16', '16')
+
+
 # ----------------------------------------------------------------- eval_labels
 def _eval(sb, breaker):
     pred = sb.copy(sb.world.pseudo, 'pred')
@@ -139,11 +203,11 @@ CASES = [
          'an image whose `file_name` is an absolute path elsewhere',
          coco_absolute_name, 1,
          r"instances_x2014\.json: image 2 has file_name .*elsewhere/evil\.jpg.*"
-         r"absolute", _nothing_outside),
+         r"absolute", _nothing_outside, issue=20),
     Case('coco-parent-file-name', COCO, 'unsafe 2',
          'an image whose `file_name` is `../../../evil.jpg`', coco_parent_name, 1,
          r"instances_x2014\.json: image 2 has file_name '\.\./\.\./\.\./evil\.jpg'"
-         r".*separator", _nothing_outside),
+         r".*separator", _nothing_outside, issue=20),
     Case('coco-json-missing', COCO, 'handled', 'no instances JSON',
          lambda sb: sb.tool(COCO, sb.path('coco'), '--splits', 'x2014'), 1,
          r"instances_x2014\.json"),
@@ -165,6 +229,25 @@ CASES = [
     Case('voc-image-missing', VOC, 'handled', 'a train_aug image missing',
          lambda sb: _voc(sb, lambda voc, sbd: os.remove(
              osp.join(voc, 'JPEGImages', 's_val.jpg'))), 1, r"s_val"),
+    Case('voc-split-parent', VOC, 'unsafe 2', 'SBD `train.txt` lists '
+         '`../../s_train`', voc_split_parent, 1,
+         r"sbd/train\.txt, line 3: '\.\./\.\./s_train' is not an image name",
+         issue=20),
+    Case('oracle-split-parent', ORACLE, 'unsafe 2', 'a split line `../../x/evil` '
+         '(outputs named after it)', oracle_split_parent, 1,
+         r"train\.txt, line 17: '\.\./\.\./x/evil' is not an image name",
+         _nothing_beside_out, issue=20),
+    Case('planted-into-dataset', PLANTED, 'lost 6', 'into an existing dataset folder '
+         'it did not make', planted_into_dataset, 1,
+         r"planted: the folder is not empty .*holds no meta\.json", _unchanged,
+         issue=20),
+    Case('planted-other-settings', PLANTED, 'lost 6', 'into its own dataset, '
+         'another `--seed`', planted_other_settings, 1,
+         r"planted/meta\.json: .* made with other settings \(settings\.seed: 0 -> 3\)",
+         _unchanged, issue=20),
+    Case('planted-complete', PLANTED, 'lost 6', 'into its own dataset, same '
+         'settings, an image deleted', planted_complete, 0, r"exit 0", _unchanged,
+         issue=20),
     Case('eval-pred-missing', EVAL, 'handled', 'a label of the split missing',
          lambda sb: _eval(sb, os.remove), 1, r"000006\.png"),
     Case('eval-pred-wrong-size', EVAL, 'handled', 'a label of 16x16 for 32x32',

@@ -143,6 +143,33 @@ def _centroids_like_fresh(sb, result):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def exif_rotated(sb):
+    """A non-square photo stored sideways (32x48) with an EXIF rotation: every
+    loader shows it 48x32, so its pseudo label (and embedding grid) are 48x32."""
+    from PIL import Image
+
+    from mars_mm.utils.io import save_label_png
+    data = sb.copy(sb.world.data, 'data')
+    path = osp.join(data, 'JPEGImages', STEM + '.jpg')
+    with Image.open(path) as image:
+        stored = image.convert('RGB').resize((48, 32))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(path, exif=exif.tobytes())
+    save_label_png(osp.join(data, 'SegmentationClass', STEM + '.png'),
+                   np.zeros((48, 32), np.uint8))
+    pseudo = _pseudo(sb, lambda label: save_label_png(
+        label, np.resize(load_label_png(label), (48, 32))))
+    emb = _emb(sb, lambda path: _save(path, np.resize(
+        np.load(path), (np.load(path).shape[0], 6, 4))))
+    config = sb.config('debias', pseudo=pseudo, emb=emb, data=data)
+    return sb.tool(TOOL, config, '--work-dir', sb.path('work'))
+
+
+def _turned_label(sb, result):
+    assert load_label_png(sb.path('work', 'labels', STEM + '.png')).shape == (48, 32)
+
+
 CASES = [
     Case('emb-wrong-dim', TOOL, 'unclear',
          'one embedding with 12 channels, the others 24 (dataset centring)',
@@ -174,9 +201,20 @@ CASES = [
     Case('centroid-truncated', TOOL, 'new unclear',
          'a damaged per-image centroid file in the work dir', centroid_truncated, 0,
          rf"{STEM}\.npz", _centroids_like_fresh),
+    Case('exif-rotated-image', TOOL, 'unclear 10', 'a 48x32 photo stored as 32x48 '
+         'with an EXIF rotation, its pseudo label 48x32', exif_rotated, 0, r'',
+         _turned_label, issue=20),
 ]
 
+#: Cases whose fix is in a module another change owns: Stage 3's size check
+#: (mars_mm/debias/passes.py::check_label_size) must use
+#: mars_mm.utils.io.image_size. Strict: the marker must go once it passes.
+PENDING = {'exif-rotated-image': 'Stage 3 reads the image size without the EXIF '
+                                 'rotation (debias/passes.py)'}
 
-@pytest.mark.parametrize('case', CASES, ids=lambda case: case.name)
+
+@pytest.mark.parametrize('case', [
+    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=PENDING[case.name]))
+    if case.name in PENDING else case for case in CASES], ids=lambda case: case.name)
 def test_bad_input(case, sandbox):
     case.verify(sandbox, case.run(sandbox))

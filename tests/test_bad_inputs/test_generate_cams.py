@@ -71,10 +71,10 @@ def cfg_typo_loader(sb):
                    f'train_infer_dataloder.dataset.data_root={sb.path("x")}')
 
 
-def _data(sb, breaker):
+def _data(sb, breaker, *extra):
     data = sb.copy(sb.world.data, 'data')
     breaker(data)
-    return _export(sb, '--data-root', data)
+    return _export(sb, '--data-root', data, *extra)
 
 
 def image_truncated(sb):
@@ -97,6 +97,107 @@ def xml_unknown_class(sb):
             handle.write(re.sub(r'<name>[a-z]+</name>', '<name>unicorn</name>', text,
                                 count=1))
     return _data(sb, breaker)
+
+
+# ------------------------------------------------------------------- issue 20
+def _image_as(data, source, name):
+    """A copy of image ``source`` (and its annotations) under another name."""
+    import shutil
+    for folder, ext in (('JPEGImages', '.jpg'), ('Annotations', '.xml'),
+                        ('SegmentationClass', '.png'), ('PlantedContext', '.png')):
+        shutil.copy(osp.join(data, folder, source + ext),
+                    osp.join(data, folder, name + ext))
+
+
+def _list_instead(data, old, new):
+    path = osp.join(data, 'ImageSets', 'Segmentation', 'train.txt')
+    with open(path) as handle:
+        lines = handle.read().splitlines()
+    lines[lines.index(old)] = new
+    with open(path, 'w') as handle:
+        handle.write('\n'.join(lines) + '\n')
+
+
+def _named(name):
+    """The user's image ``name`` listed in train.txt in place of 000003."""
+    def breaker(data):
+        _image_as(data, '000003', name)
+        _list_instead(data, '000003', name)
+    return lambda sb: _data(sb, breaker, '--scales', '1.0')
+
+
+def _cams_of(name, not_written=None):
+    def check(sb, result):
+        cams = sorted(os.listdir(sb.path('cams')))
+        assert f'{name}.npz' in cams, cams
+        assert not_written is None or f'{not_written}.npz' not in cams, cams
+    return check
+
+
+def train_aug_form(sb):
+    """Lines of the documented two-column train_aug form."""
+    def breaker(data):
+        path = osp.join(data, 'ImageSets', 'Segmentation', 'train.txt')
+        with open(path) as handle:
+            stems = handle.read().split()
+        with open(path, 'w') as handle:
+            handle.write(''.join(f'/JPEGImages/{stem}.jpg /SegmentationClassAug/'
+                                 f'{stem}.png\n' for stem in stems))
+    return _data(sb, breaker, '--scales', '1.0')
+
+
+def _all_cams(sb, result):
+    assert len([name for name in os.listdir(sb.path('cams'))
+                if name.endswith('.npz')]) == 16
+
+
+def mask_wrong_size(sb):
+    return _data(sb, lambda data: breakers.resize_label(
+        osp.join(data, 'SegmentationClass', STEM + '.png')))
+
+
+def exif_rotated(sb):
+    """A non-square photo stored sideways with an EXIF orientation tag, its mask
+    drawn on the photo as shown (as every loader turns it)."""
+    import numpy as np
+    from PIL import Image
+
+    from mars_mm.utils.io import save_label_png
+
+    def breaker(data):
+        path = osp.join(data, 'JPEGImages', STEM + '.jpg')
+        with Image.open(path) as image:
+            stored = image.convert('RGB').resize((48, 32))  # 32 high, 48 wide
+        exif = Image.Exif()
+        exif[0x0112] = 6  # shown turned: 48 high, 32 wide
+        stored.save(path, exif=exif.tobytes())
+        save_label_png(osp.join(data, 'SegmentationClass', STEM + '.png'),
+                       np.zeros((48, 32), np.uint8))
+    return _data(sb, breaker, '--scales', '1.0')
+
+
+def _turned_cams(sb, result):
+    import numpy as np
+    with np.load(sb.path('cams', STEM + '.npz')) as content:
+        assert content['cams'].shape[-2:] == (48, 32), content['cams'].shape
+
+
+def out_is_file(sb):
+    with open(sb.path('cams'), 'w') as handle:
+        handle.write('notes\n')
+    return _export(sb, '--scales', '1.0')
+
+
+def image_grey(sb):
+    """A greyscale JPEG among colour ones."""
+    from PIL import Image
+
+    def breaker(data):
+        path = osp.join(data, 'JPEGImages', STEM + '.jpg')
+        with Image.open(path) as image:
+            grey = image.convert('L')
+        grey.save(path)
+    return _data(sb, breaker, '--scales', '1.0')
 
 
 CASES = [
@@ -129,6 +230,31 @@ CASES = [
          r"train\.txt"),
     Case('xml-unknown-class', TOOL, 'handled', 'an XML naming an unknown class',
          xml_unknown_class, 1, rf"{STEM}\.xml.*unicorn"),
+    # issue 20
+    Case('split-dotted-name', TOOL, 'silent 3',
+         '`train.txt` lists the image `000017.v2` (`000017` is a val image)',
+         _named('000017.v2'), 0, r"exit 0.*wrote 16 CAM files",
+         _cams_of('000017.v2', not_written='000017'), issue=20),
+    Case('split-dated-name', TOOL, 'unclear 13',
+         '`train.txt` lists the image `2021.05.000003`', _named('2021.05.000003'), 0,
+         r"exit 0", _cams_of('2021.05.000003'), issue=20),
+    Case('split-name-with-space', TOOL, 'unclear 13',
+         '`train.txt` lists the image `my photo`', _named('my photo'), 0, r"exit 0",
+         _cams_of('my photo'), issue=20),
+    Case('split-train-aug-form', TOOL, 'handled', '`train.txt` in the two-column '
+         '`/JPEGImages/x.jpg /SegmentationClassAug/x.png` form', train_aug_form, 0,
+         r"exit 0", _all_cams, issue=20),
+    Case('mask-wrong-size', TOOL, 'unclear 9', 'a mask of 16x16 for a 32x32 image',
+         mask_wrong_size, 1,
+         rf"SegmentationClass/{STEM}\.png: mask of size \(16, 16\).*{STEM}\.jpg is "
+         r"\(32, 32\)", issue=20),
+    Case('exif-rotated-image', TOOL, 'unclear 10', 'a 48x32 photo stored as 32x48 '
+         'with an EXIF rotation, its mask 48x32', exif_rotated, 0, r"exit 0",
+         _turned_cams, issue=20),
+    Case('out-is-file', TOOL, 'own', '`--out` names an existing file', out_is_file,
+         1, r"cams: the output folder is a file", issue=20),
+    Case('image-grey', TOOL, 'own', 'a greyscale JPEG among colour ones', image_grey,
+         0, r"exit 0", _all_cams, issue=20),
 ]
 
 

@@ -173,6 +173,112 @@ def pseudo_truncated(sb):
     return _pseudo_copy(sb, breakers.truncate)
 
 
+# ------------------------------------------------------------------- issue 20
+def lr_huge(sb):
+    """lr 1e6 on the segmentor: the loss is NaN from iteration 3 (the schedule
+    stretched over the 6 iterations, a checkpoint every 2)."""
+    return _train(sb, 'seg', '--cfg-options', 'optim_wrapper.optimizer.lr=1e6',
+                  'train_cfg.max_iters=6', 'param_scheduler.0.end=6',
+                  'default_hooks.checkpoint.interval=2')
+
+
+def _no_non_finite_checkpoint(sb, result):
+    """Only iter_2.pth (saved before the NaN), and its weights are finite."""
+    saved = sorted(name for name in os.listdir(sb.path('work'))
+                   if name.endswith('.pth'))
+    assert saved == ['iter_2.pth'], saved
+    state = torch.load(sb.path('work', 'iter_2.pth'), map_location='cpu',
+                       weights_only=False)['state_dict']
+    bad = [key for key, value in state.items()
+           if value.is_floating_point() and not torch.isfinite(value).all()]
+    assert not bad, f'{len(bad)} of {len(state)} weights non-finite'
+
+
+MARS = """
+model = dict(type='MARSEncoderDecoder', biased_pixels='complement',
+             weight_by_confidence=True, teacher_crf=None)
+custom_hooks = [dict(type='EMATeacherHook', momentum=0.02)]
+"""
+
+
+def resume_mars_in_baseline(sb):
+    """The MARS config resumed in the baseline's work dir (finished at iter 2)."""
+    _seg_work(sb)
+    return sb.tool(TOOL, sb.config('seg', MARS), '--work-dir', sb.path('work'),
+                   '--resume')
+
+
+def _baseline_untouched(sb, result):
+    with open(sb.world.seg_ckpt, 'rb') as theirs, \
+            open(sb.path('work', 'iter_2.pth'), 'rb') as ours:
+        assert theirs.read() == ours.read()
+    assert not [name for name in os.listdir(sb.path('work'))
+                if name.endswith('.pth') and name != 'iter_2.pth']
+
+
+def resume_seg_in_cam_dir(sb):
+    """The segmentor config with --resume in the CAM classifier's work dir."""
+    work = sb.copy(osp.dirname(sb.world.cam_ckpt), 'work')
+    with open(osp.join(work, 'last_checkpoint'), 'w') as handle:
+        handle.write(osp.join(work, 'epoch_1.pth'))
+    return _train(sb, 'seg', '--resume', '--cfg-options', 'train_cfg.max_iters=4')
+
+
+def _split_data(sb, edit):
+    data = sb.copy(sb.world.data, 'data')
+    split = osp.join(data, 'ImageSets', 'Segmentation', 'train.txt')
+    with open(split) as handle:
+        lines = handle.read().splitlines()
+    with open(split, 'w') as handle:
+        handle.write('\n'.join(edit(lines)) + '\n')
+    return _train(sb, 'cam', '--data-root', data)
+
+
+VAL17 = '000017'
+
+
+def train_names_val_image(sb):
+    """train.txt lists 000017.jpg, which val.txt lists as 000017."""
+    return _split_data(sb, lambda lines: lines + [f'{VAL17}.jpg'])
+
+
+def train_shares_val_image(sb):
+    return _split_data(sb, lambda lines: lines + [VAL17])
+
+
+def work_dir_is_file(sb):
+    with open(sb.path('work'), 'w') as handle:
+        handle.write('notes\n')
+    return _train(sb, 'cam')
+
+
+def config_is_folder(sb):
+    return sb.tool(TOOL, osp.dirname(sb.world.config('cam')), '--work-dir',
+                   sb.path('work'))
+
+
+def cfg_bad_value_type(sb):
+    return _train(sb, 'cam', '--cfg-options', 'train_cfg.max_epochs=two')
+
+
+def resume_ckpt_folder(sb):
+    work = _seg_work(sb)
+    return _train(sb, 'seg', '--resume', work, '--cfg-options',
+                  'train_cfg.max_iters=4')
+
+
+def pseudo_rgb(sb):
+    """Pseudo labels rendered as RGB pictures (a colour visualisation)."""
+    from PIL import Image
+    pseudo = sb.copy(sb.world.pseudo, 'pseudo')
+    for name in [name for name in os.listdir(pseudo) if name.endswith('.png')]:
+        with Image.open(osp.join(pseudo, name)) as image:
+            rgb = image.convert('RGB')
+        rgb.save(osp.join(pseudo, name))
+    return sb.tool(TOOL, sb.config('seg', pseudo=pseudo), '--work-dir',
+                   sb.path('work'), '--cfg-options', 'train_cfg.max_iters=2')
+
+
 STEM3 = '000003'
 
 CASES = [
@@ -213,11 +319,11 @@ CASES = [
     Case('resume-code-explicit', TOOL, 'unsafe 1',
          '`--resume CKPT`, CKPT hiding `os.system` in its meta',
          resume_code_explicit, 1,
-         r"iter_2\.pth: refusing to load.*posix\.system", _no_code_ran),
+         r"iter_2\.pth: refusing to load.*posix\.system", _no_code_ran, issue=20),
     Case('resume-code-in-work-dir', TOOL, 'unsafe 1',
          '`--resume` in a work dir whose newest checkpoint hides `os.system`',
          resume_code_in_work_dir, 1,
-         r"iter_2\.pth: refusing to load.*posix\.system", _no_code_ran),
+         r"iter_2\.pth: refusing to load.*posix\.system", _no_code_ran, issue=20),
     Case('pseudo-missing', TOOL, 'handled', 'a pseudo label missing',
          pseudo_missing, 1, rf"pseudo label not found.*{STEM3}\.png"),
     Case('pseudo-bad-value', TOOL, 'handled', 'a pseudo label holding 9 (7 classes)',
@@ -226,13 +332,51 @@ CASES = [
          pseudo_wrong_size, 1, rf"{STEM3}\.png.*size"),
     Case('pseudo-truncated', TOOL, 'handled', 'a truncated pseudo label',
          pseudo_truncated, 1, rf"{STEM3}\.png"),
-    # ---- issue 20 (i21b): a failed save
+    # issue 20
+    Case('lr-1e6', TOOL, 'silent 4', 'segmentor at `optimizer.lr=1e6` (NaN loss '
+         'from iteration 3)', lr_huge, 1,
+         r"FloatingPointError: non-finite loss at iteration 3 .*decode\.loss_ce=nan"
+         r".*last checkpoint saved is .*iter_2\.pth", _no_non_finite_checkpoint,
+         issue=20),
+    Case('resume-mars-in-baseline-dir', TOOL, 'silent 5',
+         '`--resume` with a MARS config in the baseline\'s finished work dir',
+         resume_mars_in_baseline, 1,
+         r"iter_2\.pth is a checkpoint of another model: EncoderDecoder .*but "
+         r".*configs/seg\.py builds MARSEncoderDecoder", _baseline_untouched,
+         issue=20),
+    Case('resume-seg-in-cam-dir', TOOL, 'unclear 11',
+         '`--resume` with the segmentor config in the CAM work dir',
+         resume_seg_in_cam_dir, 1,
+         r"epoch_1\.pth is a checkpoint of another model: CAMClassifier .*"
+         r"seg\.py builds EncoderDecoder", issue=20),
+    Case('train-names-val-image', TOOL, 'silent 3',
+         '`train.txt` lists `000017.jpg`, an image of `val.txt` (`000017`)',
+         train_names_val_image, 1,
+         r"train\.txt \(train_dataloader\) and .*val\.txt \(val_dataloader\) share "
+         r"1 images \(e\.g\. 000017\.jpg\)", issue=20),
+    Case('train-shares-val-image', TOOL, 'own', 'the same image in `train.txt` and '
+         '`val.txt`', train_shares_val_image, 1,
+         r"train\.txt .*val\.txt .*share 1 images", issue=20),
+    Case('work-dir-is-file', TOOL, 'own', '`--work-dir` names an existing file',
+         work_dir_is_file, 1, r"work: the work dir is a file", issue=20),
+    Case('config-is-folder', TOOL, 'own', 'the config path is a folder',
+         config_is_folder, 1, r"configs: is a folder, not a config file.*cam\.py",
+         issue=20),
+    Case('cfg-bad-value-type', TOOL, 'own', '`--cfg-options train_cfg.max_epochs=two`',
+         cfg_bad_value_type, 1,
+         r"--cfg-options train_cfg\.max_epochs=two: .*cam\.py sets "
+         r"train_cfg\.max_epochs to 1, a number", issue=20),
+    Case('resume-ckpt-folder', TOOL, 'own', '`--resume DIR`: a work dir, not a file',
+         resume_ckpt_folder, 1, r"work: checkpoint given to --resume is a folder",
+         issue=20),
+    Case('pseudo-rgb', TOOL, 'own', 'a pseudo-label folder of RGB PNGs', pseudo_rgb,
+         1, r"pseudo/\d+\.png: expected a palette or grey label PNG, got mode 'RGB'",
+         issue=20),
     Case('save-fails-file-too-large', TOOL, 'unclear 12',
          'a checkpoint save that fails (`ulimit -f` below its size, as a full disk)',
          save_fails_file_too_large, 1,
          r"iter_4\.pth \(File too large.*previous checkpoint .*iter_2\.pth is intact",
-         _previous_checkpoint_intact),
-    # ----
+         _previous_checkpoint_intact, issue=20),
 ]
 
 

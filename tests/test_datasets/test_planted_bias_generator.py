@@ -1,5 +1,6 @@
 """The planted-bias generator: files, determinism and the planted co-occurrence."""
 import json
+import os
 import os.path as osp
 import xml.etree.ElementTree as ET
 
@@ -244,3 +245,48 @@ def test_unknown_preset_and_voc_names(tmp_path):
     with pytest.raises(ValueError, match='VOC class names'):
         generate_planted_bias(str(tmp_path), num_train=1, classes=('widget',),
                               bias_pairs=(), voc_ids=True)
+
+
+def _snapshot(root):
+    files = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            with open(osp.join(folder, name), 'rb') as handle:
+                files[osp.relpath(osp.join(folder, name), root)] = handle.read()
+    return files
+
+
+def test_refuses_a_folder_it_did_not_make(tmp_path):
+    """It overwrote train.txt, val.txt, JPEGs and XMLs of an existing dataset."""
+    root = tmp_path / 'voc'
+    (root / 'ImageSets' / 'Segmentation').mkdir(parents=True)
+    (root / 'ImageSets' / 'Segmentation' / 'train.txt').write_text('2007_000032\n')
+    (root / 'JPEGImages').mkdir()
+    (root / 'JPEGImages' / '000000.jpg').write_bytes(b'a real photo')
+    before = _snapshot(str(root))
+    with pytest.raises(ValueError, match=r'voc: the folder is not empty .*holds no '
+                       r'meta\.json or meta\.partial\.json'):
+        generate_planted_bias(str(root), num_train=2, num_val=1, image_size=(16, 16))
+    assert _snapshot(str(root)) == before
+
+
+def test_completes_its_own_folder_and_refuses_other_settings(tmp_path):
+    root = str(tmp_path / 'pb')
+    kwargs = dict(num_train=3, num_val=1, image_size=(16, 16))
+    generate_planted_bias(root, **kwargs)
+    complete = _snapshot(root)
+    assert 'meta.partial.json' not in complete
+    # an interrupted run: images missing, the partial record in place of meta.json
+    os.remove(osp.join(root, 'JPEGImages', '000002.jpg'))
+    with open(osp.join(root, 'meta.json')) as handle:
+        meta = json.load(handle)
+    os.remove(osp.join(root, 'meta.json'))
+    with open(osp.join(root, 'meta.partial.json'), 'w') as handle:
+        json.dump({key: meta[key] for key in ('classes', 'bias_pairs', 'settings')},
+                  handle)
+    generate_planted_bias(root, **kwargs)
+    assert _snapshot(root) == complete  # the same bytes, the record removed
+    with pytest.raises(ValueError, match=r'meta\.json: .* made with other settings '
+                       r'\(settings\.seed: 0 -> 5\)'):
+        generate_planted_bias(root, seed=5, **kwargs)
+    assert _snapshot(root) == complete

@@ -42,12 +42,14 @@ def test_without_split_file_or_masks(tmp_path):
 def test_bad_tags_name_the_file_and_image(tmp_path):
     names = ['background', 'boat', 'traffic light']
     path = tmp_path / 'tags.csv'
-    path.write_text('a.jpg,boat;traffic light\nb,  boat | traffic light \nc,\n')
+    path.write_text('a.jpg,boat;traffic light\nb,  boat | traffic light \n'
+                    'c.v2.jpg,boat,traffic light\n')
     table = read_tags_table(str(path), names)
     assert {k: v.tolist() for k, v in table.items()} == {
-        'a': [1, 2], 'b': [1, 2], 'c': []}
+        'a': [1, 2], 'b': [1, 2], 'c.v2': [1, 2]}
     path.write_text('a.jpg,boat;plane\n')
-    with pytest.raises(ValueError, match=r"tags.csv: image a has classes \['plane'\]"):
+    with pytest.raises(ValueError,
+                       match=r"tags.csv, line 1: image a has classes \['plane'\]"):
         read_tags_table(str(path), names)
     path.write_text('a,boat\na.png,boat\n')
     with pytest.raises(ValueError, match='image a is listed twice'):
@@ -60,8 +62,62 @@ def test_bad_tags_name_the_file_and_image(tmp_path):
             tmp_path / 'tags.txt').write_text('a') else None
     with pytest.raises(FileNotFoundError, match='class list not found'):
         read_class_names(str(tmp_path / 'classes.txt'))
-    (tmp_path / 'classes.txt').write_text('boat\n\ntraffic light\n')
+    (tmp_path / 'classes.txt').write_text('boat\ntraffic light\n\n\n')
     assert read_class_names(str(tmp_path / 'classes.txt')) == names
+
+
+@pytest.mark.parametrize('text, match', [
+    ('a.jpg,boat\nb.jpg,\n', r'tags.csv, line 2: image b lists no class'),
+    ('a.jpg,background\n', r'line 1: image a lists no class \(background alone'),
+    ('a.jpg,Boat\n', r"the class list has 'boat', not 'Boat'"),
+    ('../x.jpg,boat\n', r"line 1: '\.\./x\.jpg' is not an image name: it holds a "
+                         r'folder separator'),
+    ('image,classes\na.jpg,boat\n\na.png,boat\n', r'line 4: image a is listed twice '
+                                                r'\(first at line 2\)'),
+])
+def test_tags_rows_name_the_line(tmp_path, text, match):
+    path = tmp_path / 'tags.csv'
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_tags_table(str(path), ['background', 'boat'])
+
+
+def test_user_files_with_a_byte_order_mark_and_crlf(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM; Windows editors end lines in CRLF."""
+    (tmp_path / 'classes.txt').write_bytes('boat\r\ncar\r\n'.encode('utf-8-sig'))
+    names = read_class_names(str(tmp_path / 'classes.txt'))
+    assert names == ['background', 'boat', 'car']
+    (tmp_path / 'tags.csv').write_bytes(
+        'image,classes\r\nx.jpg,car;boat\r\n'.encode('utf-8-sig'))
+    assert read_tags_table(str(tmp_path / 'tags.csv'), names)['x'].tolist() == [1, 2]
+    (tmp_path / 'tags.json').write_bytes(
+        json.dumps({'y.jpg': ['car']}).encode('utf-8-sig'))
+    assert read_tags_table(str(tmp_path / 'tags.json'), names)['y'].tolist() == [2]
+
+
+@pytest.mark.parametrize('text, match', [
+    ('boat\n\ncar\n', r'classes.txt, line 2: empty line between class names'),
+    ('boat\ncar\nbackground\n', r'line 3: background is class 0'),
+    ('boat\ncar\nboat\n', r"class 'boat' is listed twice \(lines 1 and 3\)"),
+])
+def test_class_list_problems_name_the_line(tmp_path, text, match):
+    (tmp_path / 'classes.txt').write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_class_names(str(tmp_path / 'classes.txt'))
+
+
+def test_split_image_without_a_tags_row_is_one_clear_error(tmp_path):
+    root = str(tmp_path / 'mine')
+    made = make_tagged_folder(root)
+    with open(osp.join(root, 'tags.csv')) as handle:
+        rows = handle.read().splitlines()
+    stem = made['train'][1]
+    with open(osp.join(root, 'tags.csv'), 'w') as handle:
+        handle.write('\n'.join(row for row in rows
+                               if not row.startswith(stem + '.')) + '\n')
+    with pytest.raises(ValueError, match=rf'tags.csv: no row for image {stem}, '
+                       r'which .*train.txt lists'):
+        _build(root, ann_file='train.txt')
 
 
 def test_base_config_builds_the_dataset(tmp_path, repo_root):

@@ -109,6 +109,97 @@ def test_voc_split_names_missing_image_or_mask(tmp_path):
         DATASETS.build(dict(VOC_ARGS, data_root=root, ann_file='nope.txt'))
 
 
+@pytest.mark.parametrize('stem', ['000024.v2', '2021.05.000003', 'my photo'])
+def test_split_lines_are_names_not_stem_of_a_path(tmp_path, stem):
+    """Only an image suffix is dropped: 000024.v2 used to become 000024 (another
+    image, maybe of another split), 2021.05.000003 2021.05, 'my photo' 'my'."""
+    root = str(tmp_path)
+    masks = {stem: block_mask(SHAPE, [(4, 0, 5, 0, 5)]),
+             stem.split('.')[0].split(' ')[0]: block_mask(SHAPE, [(8, 0, 5, 0, 5)])}
+    make_voc(root, masks)
+    split = osp.join(root, 'ImageSets', 'Segmentation', 'train.txt')
+    for line in (stem, f'{stem}.jpg', f'  {stem}  '):
+        with open(split, 'w') as handle:
+            handle.write(line + '\n')
+        info = DATASETS.build(dict(VOC_ARGS, data_root=root)).get_data_info(0)
+        assert info['img_path'] == osp.join(root, 'JPEGImages', f'{stem}.jpg')
+        assert info['img_tags'].tolist() == [4]
+
+
+def test_split_train_aug_two_column_form(tmp_path):
+    root = str(tmp_path)
+    make_voc(root, dict(a=block_mask(SHAPE, [(4, 0, 5, 0, 5)]),
+                        b=block_mask(SHAPE, [(8, 0, 5, 0, 5)])))
+    with open(osp.join(root, 'ImageSets', 'Segmentation', 'train.txt'), 'w') as f:
+        f.write('/JPEGImages/a.jpg /SegmentationClassAug/a.png\n'
+                'JPEGImages/b.jpg SegmentationClassAug/b.png\n')
+    dataset = DATASETS.build(dict(VOC_ARGS, data_root=root))
+    assert [osp.basename(dataset.get_data_info(i)['img_path'])
+            for i in range(2)] == ['a.jpg', 'b.jpg']
+
+
+@pytest.mark.parametrize('line, problem', [
+    ('../../../evil', 'folder separator'), ('/abs/evil.jpg', 'absolute'),
+    ('sub/a', 'folder separator'), ('..', 'names a folder'),
+])
+def test_split_lines_that_are_paths_are_refused(tmp_path, line, problem):
+    """A name becomes output file names (CAMs, labels): never a path."""
+    root = str(tmp_path)
+    make_voc(root, dict(a=block_mask(SHAPE, [(4, 0, 5, 0, 5)])))
+    with open(osp.join(root, 'ImageSets', 'Segmentation', 'train.txt'), 'w') as f:
+        f.write(f'a\n{line}\n')
+    with pytest.raises(ValueError, match=rf'train\.txt, line 2: .*{problem}'):
+        DATASETS.build(dict(VOC_ARGS, data_root=root))
+
+
+def test_split_file_with_bom_crlf_and_a_name_twice(tmp_path):
+    root = str(tmp_path)
+    make_voc(root, dict(a=block_mask(SHAPE, [(4, 0, 5, 0, 5)]),
+                        b=block_mask(SHAPE, [(8, 0, 5, 0, 5)])))
+    split = osp.join(root, 'ImageSets', 'Segmentation', 'train.txt')
+    with open(split, 'wb') as f:
+        f.write('a\r\nb.jpg\r\n'.encode('utf-8-sig'))
+    assert len(DATASETS.build(dict(VOC_ARGS, data_root=root))) == 2
+    with open(split, 'w') as f:
+        f.write('a\nb\na.jpg\n')
+    with pytest.raises(ValueError, match=r'image a is listed twice \(lines 1 and 3\)'):
+        DATASETS.build(dict(VOC_ARGS, data_root=root))
+
+
+def test_mask_of_another_size_is_named_when_the_dataset_is_read(tmp_path):
+    root = str(tmp_path)
+    make_voc(root, dict(a=block_mask(SHAPE, [(4, 0, 5, 0, 5)])),
+             dict(a=['boat']))
+    save_label_png(osp.join(root, 'SegmentationClass', 'a.png'),
+                   np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match=r'a\.png: mask of size \(8, 8\).*a\.jpg is '
+                       r'\(16, 24\)'):
+        DATASETS.build(dict(VOC_ARGS, data_root=root))
+    # many images: the headers are read in threads, same answer
+    from mars_mm.datasets.wsss_base import check_mask_sizes
+    pairs = [(osp.join(root, 'JPEGImages', 'a.jpg'),
+              osp.join(root, 'SegmentationClass', 'a.png'))] * 100
+    with pytest.raises(ValueError, match='mask of size'):
+        check_mask_sizes(pairs)
+
+
+def test_mask_size_follows_the_exif_rotation_of_its_image(tmp_path):
+    """A phone photo stored sideways with an orientation tag: every loader turns
+    it, so its mask has the turned size."""
+    from PIL import Image
+    root = str(tmp_path)
+    make_voc(root, dict(a=block_mask((24, 16), [(4, 0, 5, 0, 5)])),
+             dict(a=['boat']))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to display
+    Image.new('RGB', (24, 16)).save(osp.join(root, 'JPEGImages', 'a.jpg'),
+                                    exif=exif.tobytes())
+    dataset = DATASETS.build(dict(VOC_ARGS, data_root=root))  # (24, 16) mask fits
+    sample = TRANSFORMS.build(dict(type='LoadImageFromFile'))(
+        dict(img_path=dataset.get_data_info(0)['img_path']))
+    assert sample['img'].shape[:2] == (24, 16)
+
+
 def test_mask_values_out_of_range_name_the_file(tmp_path):
     root = str(tmp_path)
     masks = dict(a=block_mask(SHAPE, [(21, 0, 4, 0, 4)]))

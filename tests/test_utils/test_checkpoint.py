@@ -101,3 +101,63 @@ def test_load_weights_names_the_file(tmp_path):
                        'missing'):
         load_weights(target, foreign)
     assert osp.isfile(foreign)
+
+
+def test_a_folder_is_no_checkpoint(tmp_path):
+    assert checkpoint_problem(str(tmp_path)) == 'a folder'
+    with pytest.raises(ValueError, match=r'is a folder, not a checkpoint file \(give '
+                       r'the \.pth file inside it, or --resume alone'):
+        check_checkpoint_file(str(tmp_path), 'checkpoint given to --resume')
+
+
+CONFIG_TEXT = """
+crop = (32, 32)
+model = dict(
+    auxiliary_head=[dict(num_classes=7, type='FCNHead'), dict(type='mmseg.FCNHead')],
+    backbone=dict(depth=18, type='ResNetV1c'),
+    decode_head=dict(num_classes=7, type='DepthwiseSeparableASPPHead'),
+    type='mmseg.EncoderDecoder')
+train_cfg = dict(max_iters=2)
+"""
+
+
+def test_recorded_model_types_are_parsed_not_run():
+    from mars_mm.utils.checkpoint import recorded_model_types
+    assert recorded_model_types(CONFIG_TEXT) == {
+        'model': 'EncoderDecoder', 'model.backbone': 'ResNetV1c', 'model.neck': None,
+        'model.decode_head': 'DepthwiseSeparableASPPHead',
+        'model.auxiliary_head': '[FCNHead, FCNHead]', 'model.head': None}
+    # a config text is a program: never executed, whatever it holds
+    hostile = "import os\nos.system('touch HACKED')\nmodel = dict(type=os.getcwd())\n"
+    assert recorded_model_types(hostile) == {}
+    assert recorded_model_types('model = dict(') == {}
+
+
+def _mmengine_checkpoint(path, text):
+    torch.save(dict(meta=dict(cfg=text, seed=3, experiment_name='seg_2026'),
+                    state_dict=dict(weight=torch.ones(2))), path)
+    return str(path)
+
+
+def test_resuming_another_models_checkpoint_names_both(tmp_path):
+    from mars_mm.utils.checkpoint import check_resumed_model, checkpoint_seed
+    path = _mmengine_checkpoint(tmp_path / 'iter_2.pth', CONFIG_TEXT)
+    assert checkpoint_seed(path) == 3
+    model = dict(type='EncoderDecoder', backbone=dict(type='ResNetV1c', depth=18),
+                 decode_head=dict(type='DepthwiseSeparableASPPHead', num_classes=7),
+                 auxiliary_head=[dict(type='FCNHead'), dict(type='FCNHead')])
+    check_resumed_model(path, model, 'seg.py')  # the same model: fine
+    check_resumed_model(path, dict(model, decode_head=dict(
+        type='DepthwiseSeparableASPPHead', num_classes=21)), 'seg.py')  # settings
+    with pytest.raises(ValueError, match=r'iter_2\.pth is a checkpoint of another '
+                       r'model: EncoderDecoder \(backbone ResNetV1c.*\(run seg_2026\), '
+                       r'but mars\.py builds MARSEncoderDecoder'):
+        check_resumed_model(path, dict(model, type='MARSEncoderDecoder'), 'mars.py')
+    with pytest.raises(ValueError, match=r'but cam\.py builds CAMClassifier '
+                       r'\(backbone PlainConvNet, head CAMHead\)'):
+        check_resumed_model(path, dict(type='CAMClassifier',
+                                       backbone=dict(type='PlainConvNet'),
+                                       head=dict(type='CAMHead')), 'cam.py')
+    # a checkpoint without a config (not mmengine's) cannot be checked: allowed
+    torch.save(dict(state_dict=dict(weight=torch.ones(2))), tmp_path / 'plain.pth')
+    check_resumed_model(str(tmp_path / 'plain.pth'), dict(type='X'), 'x.py')

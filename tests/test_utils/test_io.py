@@ -101,3 +101,78 @@ def test_plain_file_name(name, problem):
     from mars_mm.utils.io import plain_file_name
     found = plain_file_name(name)
     assert (found is None) if problem is None else (problem in found), found
+
+
+@pytest.mark.parametrize('text, name', [
+    ('000024', '000024'), ('000024.jpg', '000024'), ('000024.JPEG', '000024'),
+    ('000024.v2', '000024.v2'), ('000024.v2.png', '000024.v2'),
+    ('2021.05.000003', '2021.05.000003'), ('  my photo.jpg \r', 'my photo'),
+    ('.jpg', '.jpg'),
+])
+def test_listed_image_name_strips_only_an_image_suffix(text, name):
+    from mars_mm.utils.io import listed_image_name
+    assert listed_image_name(text) == name
+
+
+@pytest.mark.parametrize('text', ['../x', '/x/y.jpg', 'a/b.jpg', '..', ''])
+def test_listed_image_name_refuses_paths(text):
+    from mars_mm.utils.io import listed_image_name
+    with pytest.raises(ValueError, match='is not an image name'):
+        listed_image_name(text)
+
+
+def test_read_user_text_bom_crlf_and_bad_encoding(tmp_path):
+    from mars_mm.utils.io import read_user_text
+    path = tmp_path / 'a.txt'
+    path.write_bytes('x\r\ny\r\n'.encode('utf-8-sig'))
+    assert read_user_text(str(path)).splitlines() == ['x', 'y']
+    path.write_bytes('caf\xe9\n'.encode('latin-1'))
+    with pytest.raises(ValueError, match=r'a\.txt: not UTF-8 text'):
+        read_user_text(str(path))
+    with pytest.raises(ValueError, match='is a folder'):
+        read_user_text(str(tmp_path))
+
+
+@pytest.mark.parametrize('orientation, size', [(1, (20, 40)), (3, (20, 40)),
+                                               (6, (40, 20)), (8, (40, 20)),
+                                               (5, (40, 20))])
+def test_image_size_applies_the_exif_rotation_as_the_loaders_do(
+        tmp_path, orientation, size):
+    import mmcv
+
+    from mars_mm.utils.io import image_size
+    path = str(tmp_path / 'photo.jpg')
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new('RGB', (40, 20)).save(path, exif=exif.tobytes())
+    assert image_size(path) == size
+    assert mmcv.imread(path).shape[:2] == size  # what LoadImageFromFile decodes
+
+
+def test_image_size_names_a_missing_or_broken_file(tmp_path):
+    from mars_mm.utils.io import image_size
+    with pytest.raises(FileNotFoundError, match='nope.jpg'):
+        image_size(str(tmp_path / 'nope.jpg'))
+    (tmp_path / 'bad.jpg').write_bytes(b'not an image')
+    with pytest.raises(ValueError, match=r'bad\.jpg: cannot read image'):
+        image_size(str(tmp_path / 'bad.jpg'))
+
+
+def test_output_folder_that_is_a_file(tmp_path):
+    from mars_mm.utils.io import make_output_dir
+    (tmp_path / 'f').write_text('x')
+    with pytest.raises(ValueError, match=r'f: the output folder is a file'):
+        make_output_dir(str(tmp_path / 'f'))
+    assert os.path.isdir(make_output_dir(str(tmp_path / 'a' / 'b')))
+
+
+def test_label_size_reads_the_png_header(tmp_path):
+    from mars_mm.utils.io import label_size
+    path = str(tmp_path / 'a.png')
+    save_label_png(path, np.zeros((7, 13), np.uint8))
+    assert label_size(path) == (7, 13)
+    Image.new('L', (5, 3)).save(str(tmp_path / 'b.bmp'))  # another format: PIL
+    assert label_size(str(tmp_path / 'b.bmp')) == (3, 5)
+    (tmp_path / 'c.png').write_bytes(b'nothing')
+    with pytest.raises(ValueError, match=r'c\.png: cannot read label map'):
+        label_size(str(tmp_path / 'c.png'))

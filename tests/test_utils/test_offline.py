@@ -87,3 +87,34 @@ def test_reduce_receives_every_result_in_order_and_nothing_is_kept(num_workers):
 
 def _times_itself(value):
     return value * value
+
+
+def test_claim_folder_refuses_what_the_job_did_not_make(tmp_path):
+    import json
+
+    from mars_mm.utils.offline import claim_folder
+    settings = dict(settings=dict(seed=0, size=[8, 8]))
+    claim_folder(str(tmp_path / 'new'), settings, ('meta.json',), 'a dataset')
+    (tmp_path / 'empty').mkdir()
+    claim_folder(str(tmp_path / 'empty'), settings, ('meta.json',), 'a dataset')
+    theirs = tmp_path / 'theirs'
+    theirs.mkdir()
+    (theirs / 'train.txt').write_text('a\n')
+    with pytest.raises(ValueError, match=r'theirs: the folder is not empty '
+                       r'\(train\.txt\) and holds no meta\.json.*would be replaced'):
+        claim_folder(str(theirs), settings, ('meta.json',), 'a dataset')
+    (theirs / 'meta.json').write_text(json.dumps(dict(settings, extra=1)))
+    claim_folder(str(theirs), settings, ('meta.json',), 'a dataset')  # the same
+    with pytest.raises(ValueError, match=r'meta\.json: .* made with other settings '
+                       r'\(settings\.seed: 0 -> 1\); it is not overwritten'):
+        claim_folder(str(theirs), dict(settings=dict(seed=1, size=(8, 8))),
+                     ('meta.json',), 'a dataset')
+    with pytest.raises(ValueError, match='the output folder is a file'):
+        claim_folder(str(theirs / 'train.txt'), settings, ('meta.json',), 'x')
+
+
+def test_claim_folder_ignores_hidden_files(tmp_path):
+    """A pipeline driver marks its stage folder (.stage.running.json) first."""
+    from mars_mm.utils.offline import claim_folder
+    (tmp_path / '.stage.running.json').write_text('{}')
+    claim_folder(str(tmp_path), dict(seed=0), ('meta.json',), 'a dataset')

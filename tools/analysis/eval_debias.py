@@ -15,6 +15,7 @@ import os.path as osp
 
 import numpy as np
 
+from mars_mm.datasets.wsss_base import read_split_file
 from mars_mm.debias.analysis import evaluate_debiasing
 
 
@@ -40,14 +41,16 @@ def _under(root: str, path: str) -> str:
 def main() -> None:
     args = parse_args()
     meta_path = osp.join(args.data_root, 'meta.json')
-    meta = json.load(open(meta_path)) if osp.isfile(meta_path) else {}
+    meta = {}
+    if osp.isfile(meta_path):
+        with open(meta_path) as handle:
+            meta = json.load(handle)
     classes = args.classes.split(',') if args.classes else meta.get('classes')
     if not classes:
         raise SystemExit(f'no --classes given and no classes in {meta_path}')
     biased = args.biased.split(',') if args.biased else \
         [pair['cls'] for pair in meta.get('bias_pairs', [])]
-    with open(_under(args.data_root, args.split)) as split:
-        stems = [line.split()[0] for line in split if line.strip()]
+    stems = read_split_file(_under(args.data_root, args.split))
     context_dir = None if args.context_dir == 'none' else \
         _under(args.data_root, args.context_dir)
     result = evaluate_debiasing(

@@ -17,6 +17,7 @@ import argparse
 import json
 import os.path as osp
 
+from mars_mm.datasets.wsss_base import read_split_file
 from mars_mm.debias.analysis import oracle_biased_label, oracle_embedding
 from mars_mm.utils.io import load_label_png, save_array, save_label_png
 
@@ -31,15 +32,19 @@ def main() -> None:
     parser.add_argument('--context-weight', type=float, default=0.5)
     args = parser.parse_args()
     meta_path = osp.join(args.data_root, 'meta.json')
-    meta = json.load(open(meta_path)) if osp.isfile(meta_path) else {}
+    meta = {}
+    if osp.isfile(meta_path):
+        with open(meta_path) as handle:
+            meta = json.load(handle)
     classes = meta.get('classes', [])
     num_classes = args.num_classes or len(classes)
     if not num_classes:
         raise SystemExit(f'give --num-classes (no classes in {meta_path})')
     biased = [int(c) for c in args.biased.split(',')] if args.biased else \
         [classes.index(pair['cls']) for pair in meta.get('bias_pairs', [])]
-    with open(osp.join(args.data_root, args.split)) as split:
-        stems = [line.split()[0] for line in split if line.strip()]
+    # names checked as every dataset checks them: a line such as ../../x would
+    # put the files outside OUT_DIR
+    stems = read_split_file(osp.join(args.data_root, args.split))
     for stem in stems:
         gt = load_label_png(osp.join(args.data_root, 'SegmentationClass',
                                      stem + '.png'))

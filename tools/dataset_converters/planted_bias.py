@@ -8,7 +8,10 @@ Example::
         --classes boat train bird cat --bias-pairs boat:water train:rails:0.8:0.2
 
 ``--preset`` picks one dataset of the family (``--list-presets``); any other option
-given explicitly replaces the preset's value. See
+given explicitly replaces the preset's value. The output folder must be new,
+empty, or this same dataset (its ``meta.json`` with the same settings, or the
+``meta.partial.json`` of an interrupted run), which is then completed; a folder
+holding anything else is refused and left as it is. See
 ``mars_mm.datasets.generators.planted_bias`` and ``docs/en/datasets.md``.
 """
 import argparse
@@ -86,9 +89,11 @@ def main(argv=None) -> None:
         p_without=args.p_without, object_scale=args.object_scale,
         voc_ids=args.voc_ids, seed=args.seed, max_objects=args.max_objects,
         noise_std=args.noise_std).items() if value is not None}
-    if osp.isfile(osp.join(args.out_dir, 'meta.json')):
-        print(f'note: {args.out_dir} already holds a dataset; files of the same '
-              'names are replaced', file=sys.stderr)
+    if osp.isfile(osp.join(args.out_dir, 'meta.json')) or osp.isfile(
+            osp.join(args.out_dir, 'meta.partial.json')):
+        print(f'note: {args.out_dir} already holds a planted-bias dataset: it is '
+              'completed if it was made with these settings, refused otherwise',
+              file=sys.stderr)
     start = time.perf_counter()
     with tqdm(desc=f'planted-bias images ({args.preset})') as bar:
         def progress(done, total):

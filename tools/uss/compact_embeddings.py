@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mars_mm.debias.quantised import QUANTISED_SUFFIX, save_quantised_embedding
+from mars_mm.utils.io import make_output_dir
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
     names = sorted(name for name in os.listdir(args.in_dir) if name.endswith('.npy'))
     if not names:
         raise SystemExit(f'no .npy embeddings in {args.in_dir}')
-    os.makedirs(args.out_dir, exist_ok=True)
+    make_output_dir(args.out_dir)
     for name in tqdm(names, desc='compact embeddings'):
         out = osp.join(args.out_dir, name[:-len('.npy')] + QUANTISED_SUFFIX)
         if not osp.exists(out):

@@ -12,5 +12,7 @@ model = dict(
 # The EMA teacher (momentum 0.001 in mmengine's convention = decay 0.999): built,
 # updated after each optimizer step and kept across --resume in
 # checkpoint['mars_teacher'] by the hook; the checkpoint's state_dict holds only
-# the student (a plain DeepLabV3+).
-custom_hooks = [dict(type='EMATeacherHook', momentum=0.001)]
+# the student (a plain DeepLabV3+). The VOC/COCO configs add it to the runtime's
+# custom_hooks (this file and default_runtime.py are bases of the same config,
+# which may not both set one key).
+teacher_hook = dict(type='EMATeacherHook', momentum=0.001)

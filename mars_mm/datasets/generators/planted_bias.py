@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image
 
 from mars_mm.utils.io import save_label_png, save_with
+from mars_mm.utils.offline import claim_folder
 
 from ..class_names import VOC_CLASSES
 from .planted_presets import preset_kwargs
@@ -219,8 +220,9 @@ def generate_planted_bias(out_dir: str,
     """Write a planted-bias dataset in VOC layout to ``out_dir``.
 
     Args:
-        out_dir: destination (created; existing files of the same names are
-            replaced).
+        out_dir: destination (created). A folder that is not empty must hold
+            this dataset, finished or interrupted, with the same settings (it is
+            completed); any other is refused, so no file of the user is replaced.
         num_train: images in ``ImageSets/Segmentation/train.txt``.
         num_val: images in ``val.txt``.
         image_size: ``(H, W)``, or ``((h_min, h_max), (w_min, w_max))`` for sizes
@@ -264,9 +266,26 @@ def generate_planted_bias(out_dir: str,
     heights, widths = _size_ranges(image_size)
     pairs = _normalise_pairs(bias_pairs, classes, p_with, p_without)
     class_names, label_ids = _class_ids(classes, voc_ids)
+    size_setting = ([heights[0], widths[0]] if heights[0] == heights[1]
+                    and widths[0] == widths[1] else [list(heights), list(widths)])
+    record = dict(
+        classes=class_names, bias_pairs=pairs,
+        settings=dict(num_train=num_train, num_val=num_val,
+                      image_size=size_setting, seed=seed, p_with=p_with,
+                      p_without=p_without, max_objects=max_objects,
+                      noise_std=noise_std, jpeg_quality=jpeg_quality,
+                      object_scale=object_scale, voc_ids=voc_ids,
+                      classes=classes, preset=preset_name))
+    # Never overwrite files the generator did not make: a non-empty folder must be
+    # this dataset, finished (meta.json) or interrupted (meta.partial.json).
+    claim_folder(out_dir, record, ('meta.json', 'meta.partial.json'),
+                 'a planted-bias dataset')
     for folder in ('JPEGImages', 'SegmentationClass', 'Annotations', 'PlantedContext',
                    'ImageSets/Segmentation'):
         os.makedirs(osp.join(out_dir, folder), exist_ok=True)
+    partial_path = osp.join(out_dir, 'meta.partial.json')
+    if not osp.isfile(osp.join(out_dir, 'meta.json')):
+        _write_bytes(partial_path, (json.dumps(record, indent=2) + '\n').encode())
 
     total = num_train + num_val
     stems = [f'{index:06d}' for index in range(total)]
@@ -304,23 +323,16 @@ def generate_planted_bias(out_dir: str,
                                      val=(num_train, total)).items():
         co_occurrence[split] = co_occurrence_table(
             tags[start:stop], contexts[start:stop], class_names, pairs)
-    size_setting = ([heights[0], widths[0]] if heights[0] == heights[1]
-                    and widths[0] == widths[1] else [list(heights), list(widths)])
     meta = dict(
-        classes=class_names,
-        bias_pairs=pairs,
-        settings=dict(num_train=num_train, num_val=num_val,
-                      image_size=size_setting, seed=seed, p_with=p_with,
-                      p_without=p_without, max_objects=max_objects,
-                      noise_std=noise_std, jpeg_quality=jpeg_quality,
-                      object_scale=object_scale, voc_ids=voc_ids,
-                      classes=classes, preset=preset_name),
+        record,
         splits={split: len(names) for split, names in splits.items()},
         class_image_counts={class_names[label_id]: sum(label_id in t for t in tags)
                             for label_id in label_ids},
         co_occurrence=co_occurrence)
     _write_bytes(osp.join(out_dir, 'meta.json'),
                  (json.dumps(meta, indent=2) + '\n').encode())
+    if osp.isfile(partial_path):
+        os.remove(partial_path)
     return meta
 
 
