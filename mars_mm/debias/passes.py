@@ -61,6 +61,7 @@ from mars_mm.debias.settings import DebiasSettings, Sample
 from mars_mm.debias.sync import sync_after
 from mars_mm.utils.io import (
     atomic_write,
+    image_size,
     load_label_png,
     save_label_png,
     save_text,
@@ -186,9 +187,7 @@ def check_label_size(sample: Sample, settings: DebiasSettings,
     """Raise naming the pseudo label when its size differs from its image's."""
     if not sample.img_path or not osp.isfile(sample.img_path):
         return
-    from PIL import Image
-    with Image.open(sample.img_path) as image:
-        size = (image.height, image.width)
+    size = image_size(sample.img_path)  # EXIF rotation applied, as loaders do
     if tuple(label.shape) != size:
         raise ValueError(f'{settings.label_path(sample.stem)}: pseudo label of size '
                          f'{tuple(label.shape)}, but its image {sample.img_path} is '

@@ -206,15 +206,6 @@ CASES = [
          _turned_label, issue=20),
 ]
 
-#: Cases whose fix is in a module another change owns: Stage 3's size check
-#: (mars_mm/debias/passes.py::check_label_size) must use
-#: mars_mm.utils.io.image_size. Strict: the marker must go once it passes.
-PENDING = {'exif-rotated-image': 'Stage 3 reads the image size without the EXIF '
-                                 'rotation (debias/passes.py)'}
-
-
-@pytest.mark.parametrize('case', [
-    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=PENDING[case.name]))
-    if case.name in PENDING else case for case in CASES], ids=lambda case: case.name)
+@pytest.mark.parametrize('case', CASES, ids=lambda case: case.name)
 def test_bad_input(case, sandbox):
     case.verify(sandbox, case.run(sandbox))
